@@ -1,0 +1,20 @@
+"""Compute kernels: the only package that imports numba.
+
+Public functions validate nothing (the layers do) and take/return plain
+ndarrays; ``reference`` holds naive loop versions of each, used as test oracle.
+"""
+from ._numba import get_num_threads, set_num_threads, threading_layer
+from .conv import (col2im, conv2d_backward_bias, conv2d_backward_input,
+                   conv2d_backward_weight, conv2d_forward, im2col)
+from .elementwise import bias_relu, clip_mask, relu_backward
+from .padding import as_pair, output_hw, resolve_padding
+from .pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
+                   maxpool2d_forward)
+
+__all__ = [
+    "as_pair", "avgpool2d_backward", "avgpool2d_forward", "bias_relu", "clip_mask",
+    "col2im", "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight",
+    "conv2d_forward", "get_num_threads", "im2col", "maxpool2d_backward",
+    "maxpool2d_forward", "output_hw", "relu_backward", "resolve_padding",
+    "set_num_threads", "threading_layer",
+]

@@ -1,0 +1,140 @@
+"""Max pooling with argmax switches and average pooling, forward and backward.
+
+Parallel over (image, channel) planes: each plane is written by one thread,
+so overlapping windows never race and results do not depend on thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._numba import pjit, prange
+from .padding import output_hw
+
+
+@pjit
+def _maxpool_fwd(x, kh, kw, sh, sw, pt, pl, y, switches):
+    n, c, h, w = x.shape
+    _, _, ho, wo = y.shape
+    for p in prange(n * c):
+        b = p // c
+        ci = p % c
+        for oh in range(ho):
+            for ow in range(wo):
+                best = x[b, ci, 0, 0]
+                arg = -1
+                for ki in range(kh):
+                    ih = oh * sh - pt + ki
+                    if ih < 0 or ih >= h:
+                        continue
+                    for kj in range(kw):
+                        iw = ow * sw - pl + kj
+                        if iw < 0 or iw >= w:
+                            continue
+                        v = x[b, ci, ih, iw]
+                        if arg < 0 or v > best:
+                            best = v
+                            arg = ih * w + iw
+                y[b, ci, oh, ow] = best
+                switches[b, ci, oh, ow] = arg
+
+
+@pjit
+def _maxpool_bwd(g, switches, dx):
+    # dx: (n, c, h*w); g batch may be a multiple of the switches' batch
+    n, c, ho, wo = g.shape
+    m = switches.shape[0]
+    for p in prange(n * c):
+        b = p // c
+        ci = p % c
+        sb = b % m
+        for oh in range(ho):
+            for ow in range(wo):
+                dx[b, ci, switches[sb, ci, oh, ow]] += g[b, ci, oh, ow]
+
+
+@pjit
+def _avgpool_fwd(x, kh, kw, sh, sw, pt, pl, y):
+    n, c, h, w = x.shape
+    _, _, ho, wo = y.shape
+    for p in prange(n * c):
+        b = p // c
+        ci = p % c
+        for oh in range(ho):
+            for ow in range(wo):
+                acc = x[b, ci, 0, 0] * 0
+                cnt = 0
+                for ki in range(kh):
+                    ih = oh * sh - pt + ki
+                    if ih < 0 or ih >= h:
+                        continue
+                    for kj in range(kw):
+                        iw = ow * sw - pl + kj
+                        if iw < 0 or iw >= w:
+                            continue
+                        acc += x[b, ci, ih, iw]
+                        cnt += 1
+                y[b, ci, oh, ow] = acc / cnt
+
+
+@pjit
+def _avgpool_bwd(g, kh, kw, sh, sw, pt, pl, dx):
+    n, c, h, w = dx.shape
+    _, _, ho, wo = g.shape
+    for p in prange(n * c):
+        b = p // c
+        ci = p % c
+        for oh in range(ho):
+            for ow in range(wo):
+                cnt = 0
+                for ki in range(kh):
+                    ih = oh * sh - pt + ki
+                    if ih >= 0 and ih < h:
+                        for kj in range(kw):
+                            iw = ow * sw - pl + kj
+                            if iw >= 0 and iw < w:
+                                cnt += 1
+                share = g[b, ci, oh, ow] / cnt
+                for ki in range(kh):
+                    ih = oh * sh - pt + ki
+                    if ih < 0 or ih >= h:
+                        continue
+                    for kj in range(kw):
+                        iw = ow * sw - pl + kj
+                        if iw >= 0 and iw < w:
+                            dx[b, ci, ih, iw] += share
+
+
+def maxpool2d_forward(x, size, stride, pads):
+    """Max over windows; returns ``(y, switches)`` with switches the int32 flat
+    index ``ih * w + iw`` of each window's first maximum (row-major order)."""
+    n, c, h, w = x.shape
+    ho, wo = output_hw((h, w), size, stride, pads)
+    y = np.empty((n, c, ho, wo), dtype=x.dtype)
+    switches = np.empty((n, c, ho, wo), dtype=np.int32)
+    _maxpool_fwd(x, size[0], size[1], stride[0], stride[1], pads[0], pads[2], y, switches)
+    return y, switches
+
+
+def maxpool2d_backward(g, switches, x_hw):
+    """Route g to the switches; g's batch may be a multiple of the switches'."""
+    n, c = g.shape[:2]
+    dx = np.zeros((n, c, x_hw[0] * x_hw[1]), dtype=g.dtype)
+    _maxpool_bwd(np.ascontiguousarray(g), switches, dx)
+    return dx.reshape(n, c, x_hw[0], x_hw[1])
+
+
+def avgpool2d_forward(x, size, stride, pads):
+    """Mean over each window's in-image pixels (padding not counted)."""
+    n, c, h, w = x.shape
+    ho, wo = output_hw((h, w), size, stride, pads)
+    y = np.empty((n, c, ho, wo), dtype=x.dtype)
+    _avgpool_fwd(x, size[0], size[1], stride[0], stride[1], pads[0], pads[2], y)
+    return y
+
+
+def avgpool2d_backward(g, x_hw, size, stride, pads):
+    """Spread g evenly over each window's in-image pixels."""
+    n, c = g.shape[:2]
+    dx = np.zeros((n, c) + tuple(x_hw), dtype=g.dtype)
+    _avgpool_bwd(np.ascontiguousarray(g), size[0], size[1], stride[0], stride[1], pads[0], pads[2], dx)
+    return dx

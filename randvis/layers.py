@@ -1,0 +1,399 @@
+"""Layers as pure forward/backward pairs.
+
+Each layer has ``forward(x) -> (y, cache)`` and ``backward(g, cache, rule) -> gx``
+side by side; nothing is stored on the layer during a pass, so one forward
+trace serves any number of backward passes. ``rule`` is a :class:`~randvis.rules.Rule`
+or a tuple of rules; a tuple means ``g`` stacks one block per rule along the
+batch axis (how one backward pass computes all three maps with GEMMs three
+times wider). Only ReLU-like layers look at the rule: every other layer applies
+its ordinary adjoint (max-pooling routes to the forward argmax for all rules).
+
+Images are ``(n, c, h, w)``; convolution weights ``(f, c, kh, kw)``; dense
+weights ``(out, in)`` with ``y = x @ W.T + b`` (PyTorch's conventions, so
+weights move between frameworks without transposes).
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import numpy as np
+
+from . import kernels as K
+from .rules import as_rules
+
+__all__ = ["Layer", "Conv2d", "Dense", "StreamedDense", "ReLU", "ReLU6", "MaxPool2d",
+           "AvgPool2d", "Flatten", "LAYER_TYPES"]
+
+
+class Layer:
+    """Base class: parameters by name, shape inference, config for saving."""
+
+    param_names: tuple = ()
+
+    def __init__(self, name=None):
+        self.name = name
+
+    def params(self):
+        """Parameters of this layer by local name (the arrays themselves)."""
+        return {k: getattr(self, k) for k in self.param_names if getattr(self, k) is not None}
+
+    def param_shapes(self):
+        return {k: v.shape for k, v in self.params().items()}
+
+    def output_shape(self, in_shape):
+        """Per-sample output shape for a per-sample input shape (raises ValueError)."""
+        return tuple(in_shape)
+
+    def config(self):
+        return {}
+
+    def param_grads(self, g, cache):
+        """Gradients of the loss w.r.t. this layer's parameters given dL/dy = g."""
+        return {}
+
+    def astype(self, dtype):
+        new = self.__class__.__new__(self.__class__)
+        new.__dict__.update(self.__dict__)
+        for k, v in self.params().items():
+            setattr(new, k, v.astype(dtype))
+        return new
+
+    def __repr__(self):
+        cfg = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({cfg}, name={self.name!r})"
+
+
+def _rule_blocks(g, mask, rule, backward):
+    """Apply ``backward(block, mask, rule)`` to each rule's block of a stacked g."""
+    rules = as_rules(rule)
+    if len(rules) == 1:
+        return backward(g, mask, rules[0])
+    m = g.shape[0] // len(rules)
+    out = np.empty_like(g)
+    for i, r in enumerate(rules):
+        out[i * m:(i + 1) * m] = backward(g[i * m:(i + 1) * m], mask, r)
+    return out
+
+
+def _masked_backward(g, mask, r):
+    return K.relu_backward(g, mask, r.forward_mask, r.backward_relu)
+
+
+class ReLU(Layer):
+    """y = max(x, 0); backward T = h(R) * 1(x > 0) per the rule."""
+
+    def forward(self, x):
+        y, mask = K.bias_relu(x, None)
+        return y, mask
+
+    def backward(self, g, mask, rule):
+        return _rule_blocks(g, mask, rule, _masked_backward)
+
+
+class ReLU6(Layer):
+    """y = min(max(x, 0), 6); forward mask 1(0 < x < 6), then the rule as for ReLU."""
+
+    def forward(self, x):
+        return K.clip_mask(x, 0.0, 6.0)
+
+    def backward(self, g, mask, rule):
+        return _rule_blocks(g, mask, rule, _masked_backward)
+
+
+class Conv2d(Layer):
+    """2-D cross-correlation y = w * x + b.
+
+    Parameters
+    ----------
+    weight : ndarray, shape (f, c, kh, kw)
+    bias : ndarray, shape (f,), or None
+    stride : int or (sh, sw)
+    padding : "same" (TensorFlow convention), "valid", int, (ph, pw) or
+        ((top, bottom), (left, right))
+    """
+
+    param_names = ("weight", "bias")
+
+    def __init__(self, weight, bias=None, stride=1, padding="same", name=None):
+        super().__init__(name)
+        weight = np.asarray(weight)
+        if weight.ndim != 4:
+            raise ValueError(f"conv weight must have shape (f, c, kh, kw), got {weight.shape}")
+        self.weight = weight
+        self.bias = None if bias is None else np.asarray(bias, dtype=weight.dtype)
+        if self.bias is not None and self.bias.shape != (weight.shape[0],):
+            raise ValueError(f"conv bias must have shape ({weight.shape[0]},), got {self.bias.shape}")
+        self.stride = K.as_pair(stride, "stride")
+        K.resolve_padding(padding, (1, 1), (1, 1), (1, 1))  # validates the spec
+        self.padding = padding
+
+    @property
+    def kernel_size(self):
+        return self.weight.shape[2:]
+
+    def pads(self, in_hw):
+        return K.resolve_padding(self.padding, in_hw, self.kernel_size, self.stride)
+
+    def output_shape(self, in_shape):
+        c, h, w = _expect_image(in_shape, self)
+        if c != self.weight.shape[1]:
+            raise ValueError(f"{self.name}: expects {self.weight.shape[1]} input channels, got {c}")
+        ho, wo = K.output_hw((h, w), self.kernel_size, self.stride, self.pads((h, w)))
+        return (self.weight.shape[0], ho, wo)
+
+    def config(self):
+        return {"stride": list(self.stride), "padding": _jsonable(self.padding)}
+
+    def forward(self, x):
+        y = K.conv2d_forward(x, self.weight, self.bias, self.stride, self.pads(x.shape[2:]))
+        return y, x
+
+    def backward(self, g, x, rule=None):
+        return K.conv2d_backward_input(g, self.weight, x.shape[2:], self.stride, self.pads(x.shape[2:]))
+
+    def param_grads(self, g, x):
+        out = {"weight": K.conv2d_backward_weight(g, x, self.kernel_size, self.stride,
+                                                  self.pads(x.shape[2:]))}
+        if self.bias is not None:
+            out["bias"] = K.conv2d_backward_bias(g)
+        return out
+
+
+class Dense(Layer):
+    """y = x @ W.T + b with W of shape (out, in)."""
+
+    param_names = ("weight", "bias")
+
+    def __init__(self, weight, bias=None, name=None):
+        super().__init__(name)
+        weight = np.asarray(weight)
+        if weight.ndim != 2:
+            raise ValueError(f"dense weight must have shape (out, in), got {weight.shape}")
+        self.weight = weight
+        self.bias = None if bias is None else np.asarray(bias, dtype=weight.dtype)
+        if self.bias is not None and self.bias.shape != (weight.shape[0],):
+            raise ValueError(f"dense bias must have shape ({weight.shape[0]},), got {self.bias.shape}")
+
+    @property
+    def in_features(self):
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self):
+        return self.weight.shape[0]
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 1 or in_shape[0] != self.in_features:
+            raise ValueError(f"{self.name}: expects {self.in_features} input features, "
+                             f"got per-sample shape {tuple(in_shape)}")
+        return (self.out_features,)
+
+    def forward(self, x):
+        y = x @ self.weight.T
+        if self.bias is not None:
+            y += self.bias
+        return y, x
+
+    def backward(self, g, x, rule=None):
+        return g @ self.weight
+
+    def param_grads(self, g, x):
+        out = {"weight": g.T @ x}
+        if self.bias is not None:
+            out["bias"] = g.sum(axis=0)
+        return out
+
+
+class StreamedDense(Layer):
+    """A random dense layer generated in row blocks from its seed, never stored.
+
+    Row ``i`` of the weight matrix is ``std * z`` with ``z`` drawn (float64,
+    then cast) from ``Generator(SFC64(SeedSequence([seed, i])))``: every row is
+    addressable on its own, so the numbers do not depend on the block size, the
+    thread count or on which rows a backward pass needs. Forward streams all
+    rows; backward streams only the rows whose incoming signal is non-zero
+    (a one-hot class seed through a streamed head touches one row). Memory is
+    ``block_rows * in_features`` per worker thread.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    std : float
+        Standard deviation of the Gaussian weights.
+    seed : int
+    bias : ndarray, shape (out,), or None
+    dtype : float32 or float64
+    block_rows : int, optional
+        Rows generated at once (default: about 32 MB per block).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = StreamedDense(6, 4, std=0.5, seed=3, dtype=np.float64)
+    >>> dense = layer.materialize()
+    >>> x = np.ones((1, 6))
+    >>> np.allclose(layer.forward(x)[0], dense.forward(x)[0])
+    True
+    """
+
+    param_names = ("bias",)
+
+    def __init__(self, in_features, out_features, std, seed, bias=None, dtype=np.float32,
+                 block_rows=None, name=None):
+        super().__init__(name)
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        if self.in_features < 1 or self.out_features < 1:
+            raise ValueError("StreamedDense needs in_features >= 1 and out_features >= 1")
+        self.std = float(std)
+        self.seed = int(seed)
+        self.dtype = np.dtype(dtype)
+        self.bias = None if bias is None else np.asarray(bias, dtype=self.dtype)
+        if block_rows is None:
+            block_rows = max(1, (32 << 20) // (8 * self.in_features))
+        self.block_rows = int(block_rows)
+
+    def astype(self, dtype):
+        new = super().astype(dtype)
+        new.dtype = np.dtype(dtype)
+        return new
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 1 or in_shape[0] != self.in_features:
+            raise ValueError(f"{self.name}: expects {self.in_features} input features, "
+                             f"got per-sample shape {tuple(in_shape)}")
+        return (self.out_features,)
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "std": self.std, "seed": self.seed}
+
+    def rows(self, start, stop):
+        """Weight rows ``start:stop`` as an array of shape (stop - start, in)."""
+        out = np.empty((stop - start, self.in_features), dtype=np.float64)
+        for k, i in enumerate(range(start, stop)):
+            gen = np.random.Generator(np.random.SFC64(np.random.SeedSequence([self.seed, i])))
+            gen.standard_normal(out=out[k])
+        out *= self.std
+        return out.astype(self.dtype, copy=False)
+
+    def materialize(self):
+        """The equivalent :class:`Dense` layer with the full weight matrix."""
+        return Dense(self.rows(0, self.out_features), self.bias, name=self.name)
+
+    def _blocks(self, row_ids=None):
+        """Yield (start, stop, rows) in order, generated by a thread pool."""
+        starts = list(range(0, self.out_features, self.block_rows))
+        if row_ids is not None:
+            needed = set((np.asarray(row_ids) // self.block_rows).tolist())
+            starts = [s for s in starts if s // self.block_rows in needed]
+        spans = [(s, min(s + self.block_rows, self.out_features)) for s in starts]
+        workers = max(1, K.get_num_threads())
+        if workers == 1 or len(spans) == 1:
+            for s, e in spans:
+                yield s, e, self.rows(s, e)
+            return
+        with cf.ThreadPoolExecutor(workers) as pool:
+            pending = [pool.submit(self.rows, s, e) for s, e in spans[:workers + 1]]
+            nxt = len(pending)
+            for k, (s, e) in enumerate(spans):
+                w = pending[k].result()
+                pending[k] = None
+                if nxt < len(spans):
+                    pending.append(pool.submit(self.rows, *spans[nxt]))
+                    nxt += 1
+                yield s, e, w
+
+    def forward(self, x):
+        y = np.empty((x.shape[0], self.out_features), dtype=x.dtype)
+        for s, e, w in self._blocks():
+            y[:, s:e] = x @ w.T
+        if self.bias is not None:
+            y += self.bias
+        return y, x
+
+    def backward(self, g, x=None, rule=None):
+        gx = np.zeros((g.shape[0], self.in_features), dtype=g.dtype)
+        live = np.flatnonzero(np.any(g != 0, axis=0))
+        if live.size:
+            for s, e, w in self._blocks(live):
+                gx += g[:, s:e] @ w
+        return gx
+
+    def param_grads(self, g, x):
+        return {} if self.bias is None else {"bias": g.sum(axis=0)}
+
+
+class _Pool(Layer):
+    def __init__(self, size, stride=None, padding="valid", name=None):
+        super().__init__(name)
+        self.size = K.as_pair(size, "pool size")
+        self.stride = self.size if stride is None else K.as_pair(stride, "pool stride")
+        K.resolve_padding(padding, (1, 1), (1, 1), (1, 1))
+        self.padding = padding
+
+    def pads(self, in_hw):
+        pads = K.resolve_padding(self.padding, in_hw, self.size, self.stride)
+        if max(pads[:2]) >= self.size[0] or max(pads[2:]) >= self.size[1]:
+            raise ValueError(f"{self.name}: padding {pads} would leave windows with no pixels")
+        return pads
+
+    def output_shape(self, in_shape):
+        c, h, w = _expect_image(in_shape, self)
+        return (c,) + K.output_hw((h, w), self.size, self.stride, self.pads((h, w)))
+
+    def config(self):
+        return {"size": list(self.size), "stride": list(self.stride),
+                "padding": _jsonable(self.padding)}
+
+
+class MaxPool2d(_Pool):
+    """Max over windows; backward routes every rule's signal to the forward argmax
+    (switches; ties go to the first maximum in row-major window order)."""
+
+    def forward(self, x):
+        y, switches = K.maxpool2d_forward(x, self.size, self.stride, self.pads(x.shape[2:]))
+        return y, (switches, x.shape[2:])
+
+    def backward(self, g, cache, rule=None):
+        switches, hw = cache
+        return K.maxpool2d_backward(g, switches, hw)
+
+
+class AvgPool2d(_Pool):
+    """Mean over each window's in-image pixels; backward spreads evenly."""
+
+    def forward(self, x):
+        return K.avgpool2d_forward(x, self.size, self.stride, self.pads(x.shape[2:])), x.shape[2:]
+
+    def backward(self, g, hw, rule=None):
+        return K.avgpool2d_backward(g, hw, self.size, self.stride, self.pads(hw))
+
+
+class Flatten(Layer):
+    """(n, c, h, w) -> (n, c*h*w) in C order (channel-major, PyTorch's order)."""
+
+    def output_shape(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1), x.shape[1:]
+
+    def backward(self, g, shape, rule=None):
+        return g.reshape((g.shape[0],) + tuple(shape))
+
+
+def _expect_image(in_shape, layer):
+    if len(in_shape) != 3:
+        raise ValueError(f"{layer.name}: expects per-sample shape (c, h, w), got {tuple(in_shape)}")
+    return in_shape
+
+
+def _jsonable(v):
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(t) for t in v]
+    return v
+
+
+LAYER_TYPES = {cls.__name__: cls for cls in
+               (Conv2d, Dense, StreamedDense, ReLU, ReLU6, MaxPool2d, AvgPool2d, Flatten)}

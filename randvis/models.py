@@ -90,11 +90,16 @@ def _dense(rng, n_out, n_in, init, std=None, bias=False, stream=None, dtype=np.f
     elif bias:
         b = np.zeros(n_out)
     big = n_out * n_in > STREAM_THRESHOLD
-    if stream or (stream is None and big):
-        if init == "paper":
+    if init == "paper":
+        if stream:
             raise ValueError("streamed layers are Gaussian; use init='gaussian' or 'he'")
-        return StreamedDense(n_in, n_out, s, int(rng.integers(2 ** 63)), b, dtype=dtype, name=name)
-    return Dense(_draw(rng, (n_out, n_in), s, init), b, name=name)
+        return Dense(_draw(rng, (n_out, n_in), s, init), b, name=name)
+    # Gaussian dense layers are always defined by a seed and drawn row by row, so
+    # the streamed and the materialised layer of one model seed hold the same numbers.
+    layer = StreamedDense(n_in, n_out, s, int(rng.integers(2 ** 63)), b, dtype=dtype, name=name)
+    if stream or (stream is None and big):
+        return layer
+    return layer.materialize()
 
 
 def _pool(pool, pool_type, name):

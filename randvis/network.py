@@ -212,7 +212,7 @@ class Sequential:
         """
         arrays = dict(self.parameters())
         arrays["__architecture__"] = np.array(json.dumps(self.architecture()))
-        atomic_savez(path, arrays)
+        return atomic_savez(path, arrays)
 
     @classmethod
     def load(cls, path):

@@ -1,0 +1,208 @@
+"""Network API: validation, targets, parameters, persistence, determinism, dtypes."""
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import randvis
+from randvis import kernels
+from randvis.layers import Dense, StreamedDense
+
+
+@pytest.fixture(scope="module")
+def net():
+    return randvis.three_layer_cnn(6, kernel_size=3, input_shape=(3, 12, 12), n_classes=5, rng=0)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(0).random((2, 3, 12, 12)).astype(np.float32)
+
+
+# ---- bad input -----------------------------------------------------------
+@pytest.mark.parametrize("bad, exc, words", [
+    (np.zeros((3, 12, 12)), ValueError, "x[None]"),
+    (np.zeros((1, 1, 3, 12, 12)), ValueError, "shape"),
+    (np.zeros((1, 4, 12, 12)), ValueError, "4 channels"),
+    (np.zeros((1, 3, 13, 12)), ValueError, "(3, 12, 12)"),
+    (np.zeros((0, 3, 12, 12)), ValueError, "empty batch"),
+    (np.full((1, 3, 12, 12), np.nan), ValueError, "NaN"),
+    (np.full((1, 3, 12, 12), np.inf), ValueError, "Inf"),
+    (np.full((1, 3, 12, 12), "a"), TypeError, "dtype"),
+    (np.zeros((1, 3, 12, 12), dtype=object), TypeError, "dtype"),
+    (np.zeros((1, 3, 12, 12), dtype=complex), TypeError, "dtype"),
+    (np.zeros((1, 3, 12, 12), dtype=bool), TypeError, "dtype"),
+])
+def test_bad_input_is_named(net, bad, exc, words):
+    with pytest.raises(exc, match=None) as err:
+        randvis.visualize(net, bad)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("target, exc, words", [
+    (5, ValueError, "out of range"),
+    (-1, ValueError, "out of range"),
+    (np.array([0, 9]), ValueError, "out of range"),
+    (np.array([0, 1, 2]), ValueError, "shape"),
+    ("top", ValueError, "'max'"),
+    (np.ones(4), ValueError, "seed vector"),
+    (np.array([np.nan] * 5), ValueError, "NaN"),
+    (True, TypeError, "class index"),
+    (["a"], TypeError, "class index"),
+])
+def test_bad_target_is_named(net, x, target, exc, words):
+    with pytest.raises(exc) as err:
+        randvis.visualize(net, x, target=target)
+    assert words in str(err.value)
+
+
+def test_bad_method_and_sizes():
+    with pytest.raises(ValueError, match="unknown method"):
+        randvis.visualize(randvis.fcn(3, input_shape=(1, 2, 2), rng=0), np.ones((1, 1, 2, 2)),
+                          methods=("gradcam",))
+    with pytest.raises(ValueError, match="smaller than the window"):
+        randvis.three_layer_cnn(4, kernel_size=7, padding="valid", input_shape=(3, 5, 5))
+    with pytest.raises(ValueError, match="divisible by 32"):
+        randvis.vgg16(input_shape=(3, 100, 100))
+    with pytest.raises(ValueError, match="n_filters"):
+        randvis.three_layer_cnn(0)
+    with pytest.raises(TypeError, match="stride"):
+        randvis.three_layer_cnn(2, stride=1.5, input_shape=(3, 8, 8))
+    with pytest.raises(ValueError, match="padding"):
+        randvis.three_layer_cnn(2, padding="full", input_shape=(3, 8, 8))
+
+
+# ---- targets ------------------------------------------------------------
+def test_targets(net, x):
+    maps, info = randvis.visualize(net, x, target="max", return_info=True)
+    np.testing.assert_array_equal(info["classes"], info["logits"].argmax(1))
+    per = randvis.visualize(net, x, target=info["classes"])
+    for k in maps:
+        np.testing.assert_array_equal(per[k], maps[k])
+    # an explicit seed vector is linear: maps of e0 + 2 e1 = maps(e0) + 2 maps(e1)
+    a = randvis.visualize(net, x, target=0, methods=("saliency",))["saliency"]
+    b = randvis.visualize(net, x, target=1, methods=("saliency",))["saliency"]
+    c = randvis.visualize(net, x, target=np.array([1.0, 2.0, 0, 0, 0]), methods=("saliency",))["saliency"]
+    np.testing.assert_allclose(c, a + 2 * b, rtol=1e-5, atol=1e-6 * np.abs(c).max())
+    r1 = randvis.visualize(net, x, target="random", rng=3, return_info=True)[1]["classes"]
+    r2 = randvis.visualize(net, x, target="random", rng=3, return_info=True)[1]["classes"]
+    np.testing.assert_array_equal(r1, r2)
+
+
+# ---- parameters and persistence ------------------------------------------
+def test_parameters_read_write(net, x):
+    params = net.parameters()
+    assert set(params) == {"conv1.weight", "fc.weight"}
+    assert params["conv1.weight"].shape == (6, 3, 3, 3)
+    copy = net.astype(np.float32)
+    copy["fc.weight"] = np.zeros_like(copy["fc.weight"])
+    np.testing.assert_array_equal(copy.predict(x), 0)
+    with pytest.raises(ValueError, match="shape"):
+        copy["fc.weight"] = np.zeros((2, 2))
+    with pytest.raises(KeyError, match="no parameter"):
+        copy["fc.nothing"] = 0
+    with pytest.raises(ValueError, match="finite"):
+        copy["conv1.weight"] = np.full((6, 3, 3, 3), np.nan)
+
+
+def test_save_load_round_trip(tmp_path, x):
+    rng = np.random.default_rng(1)
+    for net in (randvis.vgg16(n_classes=4, input_shape=(3, 32, 32), widths=(2, 2, 2, 2, 2), fc_width=4, rng=1),
+                randvis.three_layer_cnn(4, pool=(3, 2), pool_type="avg", padding=((1, 0), (0, 2)),
+                                        input_shape=(3, 12, 12), rng=2),
+                randvis.fcn(7, input_shape=(3, 12, 12), stream=True, rng=3)):
+        assert net.save(tmp_path / "net").endswith("net.npz")
+        back = randvis.Sequential.load(tmp_path / "net.npz")
+        assert back.architecture() == net.architecture()
+        xx = rng.random((1,) + net.input_shape)
+        a, b = randvis.visualize(net, xx), randvis.visualize(back, xx)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    # plain numpy can read the file too: weights move to other frameworks by name
+    with np.load(tmp_path / "net.npz", allow_pickle=False) as f:
+        assert "__architecture__" in f.files
+
+
+# ---- streamed layers -----------------------------------------------------
+def test_streamed_equals_materialised():
+    layer = StreamedDense(50, 37, std=0.3, seed=9, dtype=np.float64, block_rows=8)
+    dense = layer.materialize()
+    # rows do not depend on the block size or on which rows are asked for
+    np.testing.assert_array_equal(layer.rows(10, 20), dense.weight[10:20])
+    other = StreamedDense(50, 37, std=0.3, seed=9, dtype=np.float64, block_rows=5).materialize()
+    np.testing.assert_array_equal(other.weight, dense.weight)
+    assert abs(dense.weight.std() / 0.3 - 1) < 0.05  # 1850 draws: std error ~1.6%
+    x = np.random.default_rng(0).normal(size=(3, 50))
+    np.testing.assert_allclose(layer.forward(x)[0], dense.forward(x)[0], rtol=1e-12, atol=1e-12)
+    g = np.zeros((3, 37))
+    g[:, [1, 30]] = np.random.default_rng(1).normal(size=(3, 2))
+    np.testing.assert_allclose(layer.backward(g), dense.backward(g, x), rtol=1e-12, atol=1e-12)
+    # a different seed gives different numbers
+    assert not np.allclose(StreamedDense(50, 37, 0.3, 10, dtype=np.float64).rows(0, 1), dense.weight[:1])
+
+
+def test_streamed_network_equals_materialised_network():
+    kw = dict(input_shape=(3, 10, 10), n_classes=4, dtype=np.float64, rng=5)
+    s, m = randvis.fcn(40, stream=True, **kw), randvis.fcn(40, stream=False, **kw)
+    assert isinstance(s.layers[1], StreamedDense) and isinstance(m.layers[1], Dense)
+    x = np.random.default_rng(2).random((2, 3, 10, 10))
+    a, b = randvis.visualize(s, x), randvis.visualize(m, x)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-14)
+
+
+# ---- determinism and dtypes ------------------------------------------------
+def _digest(maps):
+    h = hashlib.sha256()
+    for k in sorted(maps):
+        h.update(np.ascontiguousarray(maps[k]).tobytes())
+    return h.hexdigest()
+
+
+_SCRIPT = """
+import numpy as np, randvis, hashlib
+net = randvis.vgg16(n_classes=10, input_shape=(3, 64, 64), widths=(8, 16, 16, 32, 32), fc_width=32, rng=123)
+x = np.random.default_rng(5).random((2, 3, 64, 64)).astype(np.float32)
+maps = randvis.visualize(net, x)
+h = hashlib.sha256()
+for k in sorted(net.parameters()):
+    h.update(net[k].tobytes())
+for k in sorted(maps):
+    h.update(maps[k].tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_bitwise_identical_across_runs_and_thread_counts():
+    net = randvis.vgg16(n_classes=10, input_shape=(3, 64, 64), widths=(8, 16, 16, 32, 32), fc_width=32, rng=123)
+    x = np.random.default_rng(5).random((2, 3, 64, 64)).astype(np.float32)
+    before = kernels.get_num_threads()
+    digests = []
+    try:
+        for threads in (1, 2):
+            kernels.set_num_threads(threads)
+            with threadpool_limits(limits=threads):
+                digests.append(_digest(randvis.visualize(net, x)))
+    finally:
+        kernels.set_num_threads(before)
+    assert digests[0] == digests[1]
+    out = [subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True).stdout
+           for _ in range(2)]
+    assert out[0] == out[1] and len(out[0].strip()) == 64
+
+
+def test_float32_agrees_with_float64():
+    kw = dict(n_classes=10, input_shape=(3, 64, 64), widths=(8, 16, 16, 32, 32), fc_width=32, rng=9)
+    n32, n64 = randvis.vgg16(dtype=np.float32, **kw), randvis.vgg16(dtype=np.float64, **kw)
+    for k in n64.parameters():  # the same seed: the same weights up to rounding
+        np.testing.assert_array_equal(n32[k], n64[k].astype(np.float32))
+    x = np.random.default_rng(1).random((2, 3, 64, 64))
+    m32 = randvis.visualize(n32, x, target=2)
+    m64 = randvis.visualize(n64, x, target=2)
+    for k in m64:
+        assert m32[k].dtype == np.float32 and m64[k].dtype == np.float64
+        rel = np.linalg.norm(m32[k] - m64[k]) / np.linalg.norm(m64[k])
+        assert rel < 1e-4, (k, rel)

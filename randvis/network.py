@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._io import atomic_savez
 from .layers import LAYER_TYPES, Conv2d, Dense, Layer, StreamedDense
 from .rules import SALIENCY, as_rules
 
@@ -247,21 +246,3 @@ def _build_layer(kind, name, spec, p, dtype):
     if kind is StreamedDense:
         return kind(bias=p.pop("bias", None), dtype=dtype, name=name, **spec)
     return kind(name=name, **spec)
-
-
-def atomic_savez(path, arrays):
-    """``numpy.savez`` to a temporary file in the same folder, then rename."""
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        path += ".npz"
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

@@ -1,0 +1,128 @@
+"""The ``randvis`` command line.
+
+    randvis visualize [IMAGE] --model cnn3|fcn|vgg16 [--filters N] [--seed S] --out maps.png
+
+Errors are reported as one line on stderr (exit status 2), never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+_T0 = time.perf_counter()
+
+MODELS = ("cnn3", "fcn", "vgg16")
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line."""
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="randvis", description=(
+        "Saliency maps, DeconvNet and Guided Backpropagation with hand-written "
+        "forward/backward passes, for random networks and VGG-16."))
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    v = sub.add_parser("visualize", help="draw input, saliency, DeconvNet and GBP side by side",
+                       description="Compute the three maps of one image and write a labelled panel.")
+    v.add_argument("image", nargs="?", default=None,
+                   help="PNG/JPEG file (default: the built-in grace_hopper sample)")
+    v.add_argument("--model", choices=MODELS, default="cnn3",
+                   help="random three-layer CNN, random fully connected net, or VGG-16 (default cnn3)")
+    v.add_argument("--filters", type=int, default=64, help="cnn3: number of filters N (default 64)")
+    v.add_argument("--kernel-size", type=int, default=7, help="cnn3: filter size (default 7)")
+    v.add_argument("--pool", type=int, default=None, help="cnn3: max-pooling window (default none)")
+    v.add_argument("--hidden", type=int, default=1000, help="fcn: hidden units (default 1000)")
+    v.add_argument("--classes", type=int, default=None,
+                   help="number of logits (default 10 for cnn3/fcn, 1000 for vgg16)")
+    v.add_argument("--init", choices=("gaussian", "he", "paper"), default=None,
+                   help="random initialisation (default gaussian; he for vgg16)")
+    v.add_argument("--size", type=int, default=224, help="image side after resize/crop (default 224)")
+    v.add_argument("--target", default="max", help="'max', 'random' or a class index (default max)")
+    v.add_argument("--seed", type=int, default=0, help="random seed for the weights (default 0)")
+    v.add_argument("--normalize", choices=("minmax", "signed", "abs"), default="minmax",
+                   help="display normalisation of the maps (default minmax, as the paper)")
+    v.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    v.add_argument("--out", default="maps.png", help="output PNG (default maps.png)")
+    v.add_argument("--save-maps", default=None, metavar="NPZ", help="also write the raw maps to an .npz")
+    return p
+
+
+def _target(text):
+    if text in ("max", "random"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise CLIError(f"--target must be 'max', 'random' or a class index, got {text!r}") from None
+
+
+def _build(args, shape, np):
+    from . import models
+
+    if args.model == "cnn3":
+        return models.three_layer_cnn(args.filters, kernel_size=args.kernel_size, pool=args.pool,
+                                      n_classes=args.classes or 10, input_shape=shape,
+                                      init=args.init or "gaussian", dtype=args.dtype, rng=args.seed)
+    if args.model == "fcn":
+        return models.fcn(args.hidden, n_classes=args.classes or 10, input_shape=shape,
+                          init=args.init or "gaussian", dtype=args.dtype, rng=args.seed)
+    return models.vgg16(n_classes=args.classes or 1000, input_shape=shape, init=args.init or "he",
+                        dtype=args.dtype, rng=args.seed)
+
+
+def _title(args):
+    if args.model == "cnn3":
+        return f"random 3-layer CNN, N={args.filters}, {args.kernel_size}x{args.kernel_size} filters"
+    if args.model == "fcn":
+        return f"random fully connected net, N={args.hidden}"
+    return "random VGG-16"
+
+
+def cmd_visualize(args):
+    import numpy as np
+
+    from . import images
+    from .methods import visualize
+    from .plotting import save_panel
+
+    if args.size < 1:
+        raise CLIError(f"--size must be >= 1, got {args.size}")
+    if args.image is None:
+        img, label = images.sample_image("grace_hopper", size=args.size), "grace_hopper (built-in)"
+    else:
+        img, label = images.load_image(args.image, size=args.size), os.path.basename(args.image)
+    x = images.preprocess(img)
+    net = _build(args, x.shape[1:], np)
+    print(f"randvis: ready in {time.perf_counter() - _T0:.2f} s; computing {_title(args)} "
+          f"on {label} ...", file=sys.stderr)
+    t = time.perf_counter()
+    maps, info = visualize(net, x, target=_target(args.target), rng=args.seed, return_info=True)
+    print(f"randvis: maps in {time.perf_counter() - t:.2f} s (target class {info['classes'][0]})",
+          file=sys.stderr)
+    save_panel(args.out, img, {k: v[0] for k, v in maps.items()},
+               title=f"{_title(args)} - target class {info['classes'][0]}", normalize=args.normalize)
+    if args.save_maps:
+        from ._io import atomic_savez
+        atomic_savez(args.save_maps, {k: v[0] for k, v in maps.items()})
+    print(args.out)
+    return 0
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return {"visualize": cmd_visualize}[args.command](args)
+    except KeyboardInterrupt:
+        print("randvis: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, ValueError, TypeError, OSError, KeyError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"randvis: error: {msg}", file=sys.stderr)
+        return 2

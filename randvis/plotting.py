@@ -24,8 +24,6 @@ def panel(img, maps, title=None, normalize="minmax", axes=None):
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib
-
     from .images import normalize_map, to_hwc
 
     if axes is None:
@@ -45,7 +43,7 @@ def panel(img, maps, title=None, normalize="minmax", axes=None):
         ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout() if matplotlib.get_backend() else None
+    fig.tight_layout()
     return fig
 
 

@@ -4,7 +4,7 @@ Public functions validate nothing (the layers do) and take/return plain
 ndarrays; ``reference`` holds naive loop versions of each, used as test oracle.
 """
 from ._numba import get_num_threads, set_num_threads, threading_layer
-from .conv import (col2im, conv2d_backward_bias, conv2d_backward_input,
+from .conv import (TILE_FLOATS, col2im, conv2d_backward_bias, conv2d_backward_input,
                    conv2d_backward_weight, conv2d_forward, im2col)
 from .elementwise import bias_relu, clip_mask, relu_backward
 from .padding import as_pair, output_hw, resolve_padding

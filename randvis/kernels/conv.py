@@ -1,114 +1,111 @@
 """2-D convolution lowered to GEMM: numba-parallel im2col / col2im + BLAS.
 
-Columns are laid out ``(c*kh*kw, n*ho*wo)`` so that one GEMM serves the whole
-batch (a stacked batch of backward signals makes the backward GEMM wider, which
-runs closer to peak). numba does only the data movement; numpy's BLAS does the
-multiply-adds.
+The column matrix of a whole image is large (576 x 50176 floats = 116 MB for
+VGG's conv1_2), so the kernels work on tiles of whole output rows whose column
+buffer (about ``TILE_FLOATS`` numbers) stays in cache: im2col of a tile, one
+GEMM writing straight into the output, and for the backward one GEMM into the
+tile buffer followed by col2im of that tile. numba does only the data
+movement; numpy's BLAS does the multiply-adds. Tile sizes depend only on the
+layer shape, so results do not depend on thread counts.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._numba import jit, pjit, prange
+from ._numba import pjit, prange
 from .padding import output_hw
+
+#: target size of one tile's column buffer, in numbers (4 MiB in float32)
+TILE_FLOATS = 1 << 20
 
 
 @pjit
-def _im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, cols):
-    n, c, h, w = x.shape
+def _im2col_rows(x, b, oh0, oh1, kh, kw, sh, sw, pt, pl, wo, cols):
+    # cols[(ci, ki, kj), (oh - oh0) * wo + ow] = xpad[b, ci, oh*sh + ki, ow*sw + kj]
+    _, c, h, w = x.shape
     kk = kh * kw
     for r in prange(c * kk):
         ci = r // kk
         ki = (r % kk) // kw
         kj = r % kw
-        for b in range(n):
-            for oh in range(ho):
-                ih = oh * sh - pt + ki
-                base = (b * ho + oh) * wo
-                if ih < 0 or ih >= h:
-                    for ow in range(wo):
+        for oh in range(oh0, oh1):
+            ih = oh * sh - pt + ki
+            base = (oh - oh0) * wo
+            if ih < 0 or ih >= h:
+                for ow in range(wo):
+                    cols[r, base + ow] = 0
+            else:
+                for ow in range(wo):
+                    iw = ow * sw - pl + kj
+                    if iw >= 0 and iw < w:
+                        cols[r, base + ow] = x[b, ci, ih, iw]
+                    else:
                         cols[r, base + ow] = 0
-                else:
-                    for ow in range(wo):
-                        iw = ow * sw - pl + kj
-                        if iw >= 0 and iw < w:
-                            cols[r, base + ow] = x[b, ci, ih, iw]
-                        else:
-                            cols[r, base + ow] = 0
 
 
 @pjit
-def _col2im(cols, kh, kw, sh, sw, pt, pl, ho, wo, dx):
-    n, c, h, w = dx.shape
+def _col2im_rows(cols, b, oh0, oh1, kh, kw, sh, sw, pt, pl, wo, dx):
+    # dx[b, ci, oh*sh + ki - pt, ow*sw + kj - pl] += cols[(ci, ki, kj), (oh - oh0) * wo + ow]
+    _, c, h, w = dx.shape
     kk = kh * kw
-    for p in prange(n * c):
-        b = p // c
-        ci = p % c
+    for ci in prange(c):
         for ki in range(kh):
             for kj in range(kw):
                 r = ci * kk + ki * kw + kj
-                for oh in range(ho):
+                for oh in range(oh0, oh1):
                     ih = oh * sh - pt + ki
                     if ih < 0 or ih >= h:
                         continue
-                    base = (b * ho + oh) * wo
+                    base = (oh - oh0) * wo
                     for ow in range(wo):
                         iw = ow * sw - pl + kj
                         if iw >= 0 and iw < w:
                             dx[b, ci, ih, iw] += cols[r, base + ow]
 
 
-@pjit
-def _cn_to_nchw_bias(y2, bias, has_bias, out):
-    # y2: (f, n*hw) -> out: (n, f, hw) (+ bias[f])
-    n, f, hw = out.shape
-    for fi in prange(f):
-        bv = bias[fi] if has_bias else 0
-        for b in range(n):
-            for k in range(hw):
-                out[b, fi, k] = y2[fi, b * hw + k] + bv
+def _is_pointwise(kernel_hw, stride, pads):
+    return tuple(kernel_hw) == (1, 1) and tuple(stride) == (1, 1) and tuple(pads) == (0, 0, 0, 0)
 
 
-@pjit
-def _nchw_to_cn(g, out):
-    # g: (n, f, hw) -> out: (f, n*hw)
-    n, f, hw = g.shape
-    for fi in prange(f):
-        for b in range(n):
-            for k in range(hw):
-                out[fi, b * hw + k] = g[b, fi, k]
+def _tiles(ho, wo, ckk):
+    rows = max(1, min(ho, TILE_FLOATS // max(1, ckk * wo)))
+    return [(r, min(ho, r + rows)) for r in range(0, ho, rows)], rows
+
+
+def _buffer(ckk, rows, wo, dtype):
+    return np.empty(ckk * rows * wo, dtype=dtype)
+
+
+def _tile_cols(buf, x, b, oh0, oh1, kernel_hw, stride, pads, wo):
+    cols = buf[:x.shape[1] * kernel_hw[0] * kernel_hw[1] * (oh1 - oh0) * wo]
+    cols = cols.reshape(-1, (oh1 - oh0) * wo)
+    _im2col_rows(x, b, oh0, oh1, kernel_hw[0], kernel_hw[1], stride[0], stride[1],
+                 pads[0], pads[2], wo, cols)
+    return cols
 
 
 def im2col(x, kernel_hw, stride, pads):
-    """Unfold ``x`` (n, c, h, w) into columns (c*kh*kw, n*ho*wo)."""
+    """Unfold ``x`` (n, c, h, w) into columns (c*kh*kw, n*ho*wo) (whole batch;
+    the convolutions themselves use tiles of this matrix)."""
     n, c, h, w = x.shape
-    kh, kw = kernel_hw
     ho, wo = output_hw((h, w), kernel_hw, stride, pads)
-    if kh == 1 and kw == 1 and stride == (1, 1) and pads == (0, 0, 0, 0):
-        return to_cn(x)
-    cols = np.empty((c * kh * kw, n * ho * wo), dtype=x.dtype)
-    _im2col(x, kh, kw, stride[0], stride[1], pads[0], pads[2], ho, wo, cols)
+    cols = np.empty((c * kernel_hw[0] * kernel_hw[1], n * ho * wo), dtype=x.dtype)
+    for b in range(n):
+        _im2col_rows(x, b, 0, ho, kernel_hw[0], kernel_hw[1], stride[0], stride[1],
+                     pads[0], pads[2], wo, cols[:, b * ho * wo:(b + 1) * ho * wo])
     return cols
 
 
 def col2im(cols, x_shape, kernel_hw, stride, pads):
-    """Fold columns back into an image, summing overlaps (adjoint of im2col)."""
+    """Fold columns (c*kh*kw, n*ho*wo) back into an image, summing overlaps
+    (the adjoint of :func:`im2col`)."""
     n, c, h, w = x_shape
     ho, wo = output_hw((h, w), kernel_hw, stride, pads)
     dx = np.zeros(x_shape, dtype=cols.dtype)
-    _col2im(cols, kernel_hw[0], kernel_hw[1], stride[0], stride[1], pads[0], pads[2], ho, wo, dx)
+    for b in range(n):
+        _col2im_rows(np.ascontiguousarray(cols[:, b * ho * wo:(b + 1) * ho * wo]), b, 0, ho,
+                     kernel_hw[0], kernel_hw[1], stride[0], stride[1], pads[0], pads[2], wo, dx)
     return dx
-
-
-def to_cn(g):
-    """(n, f, h, w) -> (f, n*h*w) contiguous (a reshape when n == 1)."""
-    n, f = g.shape[:2]
-    g3 = np.ascontiguousarray(g).reshape(n, f, -1)
-    if n == 1:
-        return g3.reshape(f, -1)
-    out = np.empty((f, g3.shape[0] * g3.shape[2]), dtype=g.dtype)
-    _nchw_to_cn(g3, out)
-    return out
 
 
 def conv2d_forward(x, w, b, stride, pads):
@@ -116,30 +113,65 @@ def conv2d_forward(x, w, b, stride, pads):
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     ho, wo = output_hw((h, wd), (kh, kw), stride, pads)
-    cols = im2col(x, (kh, kw), stride, pads)
-    y2 = w.reshape(f, -1) @ cols
+    w2 = w.reshape(f, -1)
     out = np.empty((n, f, ho * wo), dtype=x.dtype)
-    bias = b if b is not None else np.zeros(1, dtype=x.dtype)
-    _cn_to_nchw_bias(y2, bias, b is not None, out)
+    bias = None if b is None else b.reshape(f, 1)
+    if _is_pointwise((kh, kw), stride, pads):
+        for bi in range(n):
+            np.matmul(w2, x[bi].reshape(c, -1), out=out[bi])
+            if bias is not None:
+                out[bi] += bias
+        return out.reshape(n, f, ho, wo)
+    tiles, rows = _tiles(ho, wo, w2.shape[1])
+    buf = _buffer(w2.shape[1], rows, wo, x.dtype)
+    for bi in range(n):
+        for oh0, oh1 in tiles:
+            cols = _tile_cols(buf, x, bi, oh0, oh1, (kh, kw), stride, pads, wo)
+            dst = out[bi, :, oh0 * wo:oh1 * wo]
+            np.matmul(w2, cols, out=dst)
+            if bias is not None:
+                dst += bias
     return out.reshape(n, f, ho, wo)
 
 
 def conv2d_backward_input(g, w, x_hw, stride, pads):
-    """dL/dx for dL/dy = g (n, f, ho, wo): col2im(w^T g)."""
-    n, f = g.shape[:2]
+    """dL/dx for dL/dy = g (n, f, ho, wo): col2im(w^T g), tile by tile."""
+    n, f, ho, wo = g.shape
     _, c, kh, kw = w.shape
-    dcols = w.reshape(f, -1).T @ to_cn(g)
-    return col2im(dcols, (n, c) + tuple(x_hw), (kh, kw), stride, pads)
+    w2t = w.reshape(f, -1).T
+    g3 = np.ascontiguousarray(g).reshape(n, f, ho * wo)
+    if _is_pointwise((kh, kw), stride, pads):
+        dx = np.empty((n, c, ho * wo), dtype=g.dtype)
+        for bi in range(n):
+            np.matmul(w2t, g3[bi], out=dx[bi])
+        return dx.reshape((n, c) + tuple(x_hw))
+    dx = np.zeros((n, c) + tuple(x_hw), dtype=g.dtype)
+    tiles, rows = _tiles(ho, wo, w2t.shape[0])
+    buf = _buffer(w2t.shape[0], rows, wo, g.dtype)
+    for bi in range(n):
+        for oh0, oh1 in tiles:
+            dcols = buf[:w2t.shape[0] * (oh1 - oh0) * wo].reshape(w2t.shape[0], -1)
+            np.matmul(w2t, g3[bi, :, oh0 * wo:oh1 * wo], out=dcols)
+            _col2im_rows(dcols, bi, oh0, oh1, kh, kw, stride[0], stride[1], pads[0], pads[2], wo, dx)
+    return dx
 
 
 def conv2d_backward_weight(g, x, kernel_hw, stride, pads):
-    """dL/dw = g (f, n*ho*wo) @ im2col(x)^T, reshaped to (f, c, kh, kw)."""
-    f = g.shape[1]
+    """dL/dw[f] = sum over batch and tiles of g_tile @ cols_tile^T, (f, c, kh, kw)."""
+    n, f, ho, wo = g.shape
     c = x.shape[1]
-    cols = im2col(x, kernel_hw, stride, pads)
-    return (to_cn(g) @ cols.T).reshape(f, c, kernel_hw[0], kernel_hw[1])
+    ckk = c * kernel_hw[0] * kernel_hw[1]
+    g3 = np.ascontiguousarray(g).reshape(n, f, ho * wo)
+    dw = np.zeros((f, ckk), dtype=g.dtype)
+    tiles, rows = _tiles(ho, wo, ckk)
+    buf = _buffer(ckk, rows, wo, x.dtype)
+    for bi in range(n):
+        for oh0, oh1 in tiles:
+            cols = _tile_cols(buf, x, bi, oh0, oh1, kernel_hw, stride, pads, wo)
+            dw += g3[bi, :, oh0 * wo:oh1 * wo] @ cols.T
+    return dw.reshape(f, c, kernel_hw[0], kernel_hw[1])
 
 
 def conv2d_backward_bias(g):
     """dL/db[f] = sum of g over batch and positions."""
-    return to_cn(g).sum(axis=1)
+    return g.sum(axis=(0, 2, 3))

@@ -17,12 +17,16 @@ from __future__ import annotations
 import concurrent.futures as cf
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import kernels as K
 from .rules import as_rules
 
 __all__ = ["Layer", "Conv2d", "Dense", "StreamedDense", "ReLU", "ReLU6", "MaxPool2d",
            "AvgPool2d", "Flatten", "LAYER_TYPES"]
+
+#: streamed passes over more weights than this show a progress bar (on a terminal)
+PROGRESS_WEIGHTS = 1 << 30
 
 
 class Layer:
@@ -291,12 +295,11 @@ class StreamedDense(Layer):
             needed = set((np.asarray(row_ids) // self.block_rows).tolist())
             starts = [s for s in starts if s // self.block_rows in needed]
         spans = [(s, min(s + self.block_rows, self.out_features)) for s in starts]
+        n_weights = sum(e - s for s, e in spans) * self.in_features
+        bar = tqdm(total=len(spans), desc=f"{self.name}: streaming weights", unit="block",
+                   leave=False, disable=True if n_weights < PROGRESS_WEIGHTS else None)
         workers = max(1, K.get_num_threads())
-        if workers == 1 or len(spans) == 1:
-            for s, e in spans:
-                yield s, e, self.rows(s, e)
-            return
-        with cf.ThreadPoolExecutor(workers) as pool:
+        with bar, cf.ThreadPoolExecutor(workers) as pool:
             pending = [pool.submit(self.rows, s, e) for s, e in spans[:workers + 1]]
             nxt = len(pending)
             for k, (s, e) in enumerate(spans):
@@ -305,6 +308,7 @@ class StreamedDense(Layer):
                 if nxt < len(spans):
                     pending.append(pool.submit(self.rows, *spans[nxt]))
                     nxt += 1
+                bar.update()
                 yield s, e, w
 
     def forward(self, x):

@@ -158,6 +158,7 @@ def three_layer_cnn(n_filters, kernel_size=7, stride=1, padding="same", n_classe
     _check_init(init)
     rng = _rng(rng)
     c = input_shape[0]
+    w_std = _std(init, w_std, c * k * k)
     layers = [_conv(rng, n, c, k, init, w_std, stride=stride, padding=padding, name="conv1"),
               ReLU(name="relu1")]
     p = _pool(pool, pool_type, "pool1")
@@ -165,9 +166,13 @@ def three_layer_cnn(n_filters, kernel_size=7, stride=1, padding="same", n_classe
         layers.append(p)
     layers.append(Flatten(name="flatten"))
     feat = _feature_size(layers, input_shape, dtype)
+    v_std = _std(init, v_std, feat)
     layers.append(_dense(rng, _posint(n_classes, "n_classes"), feat, init, v_std, stream=stream,
                          dtype=dtype, name="fc"))
-    return Sequential(layers, input_shape, dtype)
+    info = {"builder": "three_layer_cnn", "n_filters": n, "kernel_size": k, "stride": stride,
+            "padding": padding, "pool": pool, "pool_type": pool_type, "init": init,
+            "w_std": w_std, "v_std": v_std}
+    return Sequential(layers, input_shape, dtype, _jsonable(info))
 
 
 def fcn(n_hidden, n_classes=10, input_shape=(3, 224, 224), w_std=None, v_std=None,
@@ -187,12 +192,14 @@ def fcn(n_hidden, n_classes=10, input_shape=(3, 224, 224), w_std=None, v_std=Non
     _check_init(init)
     rng = _rng(rng)
     d = int(np.prod(input_shape))
+    w_std, v_std = _std(init, w_std, d), _std(init, v_std, n)
     layers = [Flatten(name="flatten"),
               _dense(rng, n, d, init, w_std, stream=stream, dtype=dtype, name="fc1"),
               ReLU(name="relu1"),
               _dense(rng, _posint(n_classes, "n_classes"), n, init, v_std, stream=stream,
                      dtype=dtype, name="fc2")]
-    return Sequential(layers, input_shape, dtype)
+    info = {"builder": "fcn", "n_hidden": n, "init": init, "w_std": w_std, "v_std": v_std}
+    return Sequential(layers, input_shape, dtype, info)
 
 
 def random_cnn(depth, width=64, kernel_size=3, pool_every=None, pool_type="max", n_classes=10,
@@ -224,7 +231,9 @@ def random_cnn(depth, width=64, kernel_size=3, pool_every=None, pool_type="max",
     feat = _feature_size(layers, input_shape, dtype)
     layers.append(_dense(rng, _posint(n_classes, "n_classes"), feat, init, std, stream=stream,
                          dtype=dtype, name="fc"))
-    return Sequential(layers, input_shape, dtype)
+    info = {"builder": "random_cnn", "depth": depth, "width": width, "kernel_size": k,
+            "pool_every": pool_every, "pool_type": pool_type, "init": init, "std": std}
+    return Sequential(layers, input_shape, dtype, info)
 
 
 def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_width=4096,
@@ -277,7 +286,16 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
                _dense(rng, fcw, fcw, init, bias=True, stream=False, name="fc7"), ReLU(name="relu7"),
                _dense(rng, _posint(n_classes, "n_classes"), fcw, init, bias=True, stream=False,
                       name="fc8")]
-    return Sequential(layers, input_shape, dtype)
+    info = {"builder": "vgg16", "init": init, "widths": widths, "fc_width": fcw, "pool_type": pool_type}
+    return Sequential(layers, input_shape, dtype, info)
+
+
+def _jsonable(v):
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(t) for t in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(t) for k, t in v.items()}
+    return v
 
 
 def _feature_size(layers, input_shape, dtype):

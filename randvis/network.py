@@ -71,7 +71,9 @@ class Sequential:
     (2, 3, 8, 8)
     """
 
-    def __init__(self, layers, input_shape, dtype=np.float32):
+    def __init__(self, layers, input_shape, dtype=np.float32, info=None):
+        #: how the network was built (builder name and arguments), JSON-able
+        self.info = dict(info or {})
         self.dtype = np.dtype(dtype)
         if self.dtype not in _DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -134,7 +136,7 @@ class Sequential:
 
     def astype(self, dtype):
         """A copy of the network in another float dtype."""
-        return Sequential([l.astype(dtype) for l in self.layers], self.input_shape, dtype)
+        return Sequential([l.astype(dtype) for l in self.layers], self.input_shape, dtype, self.info)
 
     def summary(self):
         """A one-line-per-layer table of names, types and output shapes."""
@@ -198,7 +200,7 @@ class Sequential:
     # ---- persistence --------------------------------------------------
     def architecture(self):
         """JSON-able description of the layers (no parameter values)."""
-        return {"input_shape": list(self.input_shape), "dtype": self.dtype.name,
+        return {"input_shape": list(self.input_shape), "dtype": self.dtype.name, "info": self.info,
                 "layers": [{"type": type(l).__name__, "name": l.name, **l.config()}
                            for l in self.layers]}
 
@@ -232,7 +234,7 @@ class Sequential:
             layers.append(_build_layer(LAYER_TYPES[kind], name, spec, p, dtype))
         if data:
             raise ValueError(f"{path}: parameters without a layer: {sorted(data)}")
-        return cls(layers, arch["input_shape"], dtype)
+        return cls(layers, arch["input_shape"], dtype, arch.get("info"))
 
 
 def _build_layer(kind, name, spec, p, dtype):

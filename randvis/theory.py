@@ -1,0 +1,406 @@
+"""Closed forms for random three-layer CNNs and fully connected networks.
+
+The network (built by :func:`randvis.three_layer_cnn` without pooling, or by
+:func:`randvis.fcn`) is
+
+    f_k(x) = sum_{i,j} V[k, (i, j)] relu(w_i . x_j)
+
+with patches ``x_j`` in R^p (p = c kh kw), filters ``w_i ~ N(0, s_w^2 I_p)``
+(i = 1..N), head ``V ~ N(0, s_v^2)`` and no biases. ``place_j`` puts a patch
+back into the image (dropping padded positions). For the one-hot target k the
+maps are
+
+    saliency   s = sum_{i,j} V_ij 1(w_i . x_j > 0) place_j(w_i)
+    DeconvNet  s = sum_{i,j} relu(V_ij)             place_j(w_i)
+    GBP        s = sum_{i,j} relu(V_ij) 1(w_i . x_j > 0) place_j(w_i)
+
+A fully connected first layer is the case "one patch = the whole image"
+(kernel = image, ``valid`` padding), so every function here serves both.
+
+Gaussian facts used (w ~ N(0, s_w^2 I), v ~ N(0, s_v^2), unit vectors u, t at
+angle theta):
+
+    E relu(v) = s_v / sqrt(2 pi),   E relu(v)^2 = s_v^2 / 2
+    E[w 1(w.u > 0)] = s_w u / sqrt(2 pi)
+    E[w w^T 1(w.u > 0)] = s_w^2 I / 2
+    E[w w^T 1(w.u > 0) 1(w.t > 0)] = s_w^2 M(u, t),
+        M = (pi - theta) / (2 pi) I
+            + (u t^T + t u^T - cos(theta) (u u^T + t t^T)) / (2 pi sin(theta))
+
+The last one (the bivariate orthant integral; derivation in docs/theory.md)
+gives the exact per-pixel variance of GBP. Zero patches never open a ReLU
+(``w . 0 > 0`` is false), so they contribute nothing to saliency or GBP, but
+DeconvNet, which ignores the forward masks, uses every patch.
+
+All functions take ``x`` as one image of shape (c, h, w) -- the network's
+input, i.e. after preprocessing -- and a :class:`RandomNetSpec`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .kernels.padding import as_pair, output_hw, resolve_padding
+
+__all__ = ["RandomNetSpec", "patches", "place", "patch_normalized_input", "expected_map",
+           "pixel_variance", "pixel_covariance", "relative_error_constant",
+           "predicted_relative_error", "predicted_correlation", "fcn_units_to_match"]
+
+TWO_PI = 2.0 * np.pi
+
+
+@dataclass(frozen=True)
+class RandomNetSpec:
+    """What the closed forms need to know about a random network.
+
+    Parameters
+    ----------
+    kind : "cnn" or "fcn"
+    n : int
+        N: filters (CNN) or hidden units (FCN).
+    w_std, v_std : float
+        Standard deviations of the first layer and of the head.
+    kernel_size, stride : int or pair
+        CNN only.
+    padding : "same", "valid" or ints
+        CNN only.
+
+    Examples
+    --------
+    >>> spec = RandomNetSpec("cnn", 64, w_std=0.1, v_std=0.01, kernel_size=7)
+    >>> spec.with_n(128).n
+    128
+    """
+
+    kind: str
+    n: int
+    w_std: float = 1.0
+    v_std: float = 1.0
+    kernel_size: object = 7
+    stride: object = 1
+    padding: object = "same"
+
+    def __post_init__(self):
+        if self.kind not in ("cnn", "fcn"):
+            raise ValueError(f"kind must be 'cnn' or 'fcn', got {self.kind!r}")
+        if not isinstance(self.n, (int, np.integer)) or self.n < 1:
+            raise ValueError(f"N must be an integer >= 1, got {self.n!r}")
+        if not (self.w_std > 0 and self.v_std > 0):
+            raise ValueError("w_std and v_std must be > 0")
+
+    def with_n(self, n):
+        """The same network family with another N."""
+        return replace(self, n=n)
+
+    @classmethod
+    def from_network(cls, net):
+        """Read the spec of a network built by ``three_layer_cnn`` (no pooling) or
+        ``fcn`` with Gaussian initialisation."""
+        info = getattr(net, "info", {}) or {}
+        builder = info.get("builder")
+        if info.get("init") == "paper":
+            raise ValueError("the closed forms assume Gaussian weights; init='paper' is truncated")
+        if builder == "three_layer_cnn":
+            if info.get("pool") is not None:
+                raise ValueError("the closed forms cover three-layer CNNs without pooling")
+            pad = info["padding"]
+            if isinstance(pad, list):
+                pad = tuple(tuple(p) if isinstance(p, list) else p for p in pad)
+            return cls("cnn", info["n_filters"], info["w_std"], info["v_std"],
+                       info["kernel_size"], info["stride"], pad)
+        if builder == "fcn":
+            return cls("fcn", info["n_hidden"], info["w_std"], info["v_std"])
+        raise ValueError(f"no closed form for a network built by {builder!r}; "
+                         "use three_layer_cnn (no pooling) or fcn")
+
+    def geometry(self, image_shape):
+        """(kernel (kh, kw), stride (sh, sw), pads (t, b, l, r), output (ho, wo))."""
+        c, h, w = image_shape
+        if self.kind == "fcn":
+            k, s, pads = (h, w), (1, 1), (0, 0, 0, 0)
+        else:
+            k = as_pair(self.kernel_size, "kernel_size")
+            s = as_pair(self.stride, "stride")
+            pads = resolve_padding(self.padding, (h, w), k, s)
+        return k, s, pads, output_hw((h, w), k, s, pads)
+
+
+def _image(x):
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 3:
+        raise ValueError(f"x must be one image of shape (c, h, w), got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf")
+    return x
+
+
+def patches(x, spec):
+    """All patches of ``x`` as an array of shape (ho, wo, c, kh, kw) (zeros where
+    they overlap the padding)."""
+    x = _image(x)
+    (kh, kw), (sh, sw), (t, b, l, r), (ho, wo) = spec.geometry(x.shape)
+    xp = np.pad(x, ((0, 0), (t, b), (l, r)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))
+    win = win[:, ::sh, ::sw][:, :ho, :wo]  # (c, ho, wo, kh, kw)
+    return np.ascontiguousarray(win.transpose(1, 2, 0, 3, 4))
+
+
+def place(p, image_shape, spec):
+    """Sum of placed patches: ``sum_j place_j(p[j])`` for p of shape (ho, wo, c, kh, kw)."""
+    c, h, w = image_shape
+    (kh, kw), (sh, sw), (t, b, l, r), (ho, wo) = spec.geometry(image_shape)
+    canvas = np.zeros((c, h + t + b + sh, w + l + r + sw))
+    for u in range(kh):
+        for v in range(kw):
+            canvas[:, u:u + sh * ho:sh, v:v + sw * wo:sw] += p[:, :, :, u, v].transpose(2, 0, 1)
+    return canvas[:, t:t + h, l:l + w]
+
+
+def _unit_patches(x, spec):
+    p = patches(x, spec)
+    norms = np.sqrt((p ** 2).sum(axis=(2, 3, 4)))
+    live = norms > 0
+    safe = np.where(live, norms, 1.0)
+    return p / safe[:, :, None, None, None], live
+
+
+def patch_normalized_input(x, spec):
+    """The theorem's target ``sum_j place_j(x_j / |x_j|)`` (zero patches add nothing).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = RandomNetSpec("cnn", 1, kernel_size=1)
+    >>> patch_normalized_input(np.array([[[3.0, -2.0]]]), spec).tolist()
+    [[[1.0, -1.0]]]
+    """
+    x = _image(x)
+    xhat, _ = _unit_patches(x, spec)
+    return place(xhat, x.shape, spec)
+
+
+def _method(method):
+    from .rules import get_rule
+
+    return get_rule(method).name
+
+
+def expected_map(spec, x, method="gbp"):
+    """E[s] over the random weights.
+
+    ``E[s_GBP] = N s_v s_w / (2 pi) sum_j place_j(x_j / |x_j|)``; the saliency
+    map and DeconvNet have mean zero (E V = 0, E w = 0).
+
+    Parameters
+    ----------
+    spec : RandomNetSpec
+    x : ndarray, shape (c, h, w)
+    method : "saliency", "deconvnet" or "gbp"
+
+    Returns
+    -------
+    ndarray, shape (c, h, w)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = RandomNetSpec("fcn", 100, w_std=1.0, v_std=1.0)
+    >>> m = expected_map(spec, np.ones((1, 2, 2)))
+    >>> np.allclose(m, 100 / (2 * np.pi) * 0.5)
+    True
+    """
+    x = _image(x)
+    if _method(method) != "gbp":
+        return np.zeros_like(x)
+    return spec.n * spec.v_std * spec.w_std / TWO_PI * patch_normalized_input(x, spec)
+
+
+def _coverage(x, spec, live_only):
+    (kh, kw), _, _, (ho, wo) = spec.geometry(x.shape)
+    live = _unit_patches(x, spec)[1] if live_only else np.ones((ho, wo), bool)
+    ind = np.broadcast_to(live[:, :, None, None, None], (ho, wo, x.shape[0], kh, kw))
+    return place(ind.astype(np.float64), x.shape, spec)
+
+
+def _gbp_cross_terms(x, spec):
+    """sum over ordered pairs j != j' covering each pixel of M(x^_j, x^_j')[q_j, q_j'],
+    accumulated in patch space and placed once."""
+    (kh, kw), (sh, sw), _, (ho, wo) = spec.geometry(x.shape)
+    xhat, _ = _unit_patches(x, spec)
+    acc = np.zeros_like(xhat)
+    for dy in range(-((kh - 1) // sh), (kh - 1) // sh + 1):
+        for dx in range(-((kw - 1) // sw), (kw - 1) // sw + 1):
+            if (dy, dx) == (0, 0) or abs(dy) >= ho or abs(dx) >= wo:
+                continue
+            # patches j = (a, b) and j' = (a + dy, b + dx), both in range
+            ja = slice(max(0, -dy), ho - max(0, dy))
+            jb = slice(max(0, -dx), wo - max(0, dx))
+            ka = slice(max(0, -dy) + dy, ho - max(0, dy) + dy)
+            kb = slice(max(0, -dx) + dx, wo - max(0, dx) + dx)
+            pj, pk = xhat[ja, jb], xhat[ka, kb]
+            cos = np.clip((pj * pk).sum(axis=(2, 3, 4)), -1.0, 1.0)
+            sin = np.sqrt(1.0 - cos ** 2)
+            ok = sin > 1e-12
+            inv = np.where(ok, 1.0 / (TWO_PI * np.where(ok, sin, 1.0)), 0.0)
+            # pixel at offset o in patch j sits at offset o - d*s in patch j'
+            oy, oyp = _overlap(kh, dy * sh)
+            ox, oxp = _overlap(kw, dx * sw)
+            u_q = pj[:, :, :, oy, ox]      # x^_j at q (the pixel's offset in j)
+            t_qp = pk[:, :, :, oyp, oxp]   # x^_j' at q'
+            u_qp = pj[:, :, :, oyp, oxp]   # x^_j at q'
+            t_q = pk[:, :, :, oy, ox]      # x^_j' at q
+            c = cos[:, :, None, None, None]
+            term = (u_q * t_qp + t_q * u_qp - c * (u_q * u_qp + t_q * t_qp)) * inv[:, :, None, None, None]
+            acc[ja, jb, :, oy, ox] += term
+    return place(acc, x.shape, spec)
+
+
+def _overlap(k, shift):
+    """Offsets o in [0, k) with o - shift also in [0, k): (slice of o, slice of o - shift)."""
+    lo, hi = max(0, shift), min(k, k + shift)
+    return slice(lo, hi), slice(lo - shift, hi - shift)
+
+
+def pixel_variance(spec, x, method="gbp"):
+    """Exact per-pixel variance of a map over the random weights.
+
+    saliency:  ``N s_v^2 s_w^2 / 2 * n_a`` (n_a = non-zero patches covering pixel a)
+    DeconvNet: ``N s_v^2 s_w^2 / 2 * coverage_a`` (every patch)
+    GBP:       ``N s_v^2 s_w^2 [n_a / 4 + C_a / (2 pi) - (sum_j x^_j[q_j(a)])^2 / (4 pi^2)]``
+    where C_a sums the orthant factor M(x^_j, x^_j')[q_j(a), q_j'(a)] over
+    ordered pairs of distinct patches covering a.
+
+    Returns
+    -------
+    ndarray, shape (c, h, w)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = RandomNetSpec("cnn", 10, kernel_size=3)
+    >>> float(pixel_variance(spec, np.ones((1, 5, 5)), "saliency")[0, 2, 2])
+    45.0
+    """
+    x = _image(x)
+    method = _method(method)
+    scale = spec.n * spec.v_std ** 2 * spec.w_std ** 2
+    if method == "saliency":
+        return scale / 2 * _coverage(x, spec, live_only=True)
+    if method == "deconvnet":
+        return scale / 2 * _coverage(x, spec, live_only=False)
+    n_live = _coverage(x, spec, live_only=True)
+    pni = patch_normalized_input(x, spec)
+    return scale * (n_live / 4 + _gbp_cross_terms(x, spec) / TWO_PI - pni ** 2 / (4 * np.pi ** 2))
+
+
+def pixel_covariance(spec, x, method, pixels):
+    """Exact covariance between the given pixels of a saliency or DeconvNet map.
+
+    Saliency is white: ``Cov = N s_v^2 s_w^2 / 2 diag(n_a)``. DeconvNet pixels
+    of one channel covered at the same filter offsets share the positive mean
+    of relu(V): ``Cov[a, b] = N s_v^2 s_w^2 K_ab / (2 pi)`` for a != b in one
+    channel, with K_ab the number of filter offsets at which both are covered
+    (k^2 for interior pixels at stride 1, i.e. correlation 1/pi).
+
+    Parameters
+    ----------
+    pixels : array of int, shape (m, 3)
+        (channel, row, column) of each pixel.
+
+    Returns
+    -------
+    ndarray, shape (m, m)
+    """
+    x = _image(x)
+    method = _method(method)
+    pix = np.asarray(pixels, dtype=int).reshape(-1, 3)
+    if ((pix < 0) | (pix >= np.array(x.shape))).any():
+        raise ValueError("pixels must be (channel, row, column) inside the image")
+    var = pixel_variance(spec, x, method)[pix[:, 0], pix[:, 1], pix[:, 2]]
+    if method == "gbp":
+        raise ValueError("pixel_covariance covers saliency and deconvnet; GBP has pixel_variance")
+    cov = np.diag(var)
+    if method == "deconvnet":
+        (kh, kw), (sh, sw), (t, b, l, r), (ho, wo) = spec.geometry(x.shape)
+        # ind[m, u, v]: pixel m is covered by some patch at offset (u, v)
+        ry = pix[:, 1, None] + t - np.arange(kh)[None, :]
+        rx = pix[:, 2, None] + l - np.arange(kw)[None, :]
+        iy = (ry % sh == 0) & (ry >= 0) & (ry // sh < ho)
+        ix = (rx % sw == 0) & (rx >= 0) & (rx // sw < wo)
+        ind = (iy[:, :, None] & ix[:, None, :]).reshape(len(pix), -1).astype(np.float64)
+        shared = ind @ ind.T * (pix[:, None, 0] == pix[None, :, 0])
+        off = spec.n * spec.v_std ** 2 * spec.w_std ** 2 / TWO_PI * shared
+        np.fill_diagonal(off, 0.0)
+        cov = cov + off
+    return cov
+
+
+def relative_error_constant(spec, x):
+    """c in ``sqrt(E||s - E s||^2) / ||E s|| = c / sqrt(N)`` for GBP (exact).
+
+    For an FCN, ``c^2 = pi^2 d - 1`` for any non-zero image of d pixels.
+    """
+    x = _image(x)
+    one = spec.with_n(1)
+    mean = expected_map(one, x, "gbp")
+    norm = np.linalg.norm(mean)
+    if norm == 0:
+        raise ValueError("the image is all zeros: GBP has zero expectation")
+    return float(np.sqrt(pixel_variance(one, x, "gbp").sum()) / norm)
+
+
+def predicted_relative_error(spec, x, n=None):
+    """Predicted ``sqrt(E||s - E s||^2) / ||E s||`` of GBP at N = ``n`` (default
+    ``spec.n``; an array of N gives an array).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = RandomNetSpec("fcn", 100)
+    >>> x = np.random.default_rng(0).normal(size=(1, 4, 4))
+    >>> bool(np.isclose(predicted_relative_error(spec, x), np.sqrt((np.pi ** 2 * 16 - 1) / 100)))
+    True
+    """
+    c = relative_error_constant(spec, x)
+    n = spec.n if n is None else np.asarray(n, dtype=np.float64)
+    if np.any(np.asarray(n) < 1):
+        raise ValueError("N must be >= 1")
+    return c / np.sqrt(n)
+
+
+def predicted_correlation(spec, x, ref=None, n=None):
+    """Predicted Pearson correlation between the GBP map and ``ref`` at N = ``n``.
+
+    ``corr ~ <m_c, r_c> / (|r_c| sqrt(|m_c|^2 + sum_a Var_a))`` with ``m = E s``
+    and ``_c`` the mean-removed arrays: exact as N grows (it neglects the
+    variance of the map's own mean, a fraction 1/d of the total). ``ref``
+    defaults to the patch-normalised input, whose limit is 1.
+    """
+    x = _image(x)
+    one = spec.with_n(1)
+    m = expected_map(one, x, "gbp")
+    var = pixel_variance(one, x, "gbp").sum()
+    r = patch_normalized_input(x, spec) if ref is None else np.asarray(ref, dtype=np.float64)
+    if r.shape != x.shape:
+        raise ValueError(f"ref must have the image's shape {x.shape}, got {r.shape}")
+    mc, rc = m - m.mean(), r - r.mean()
+    if not np.any(rc):
+        raise ValueError("ref is constant: correlation is undefined")
+    n = spec.n if n is None else np.asarray(n, dtype=np.float64)
+    return np.sum(mc * rc) / (np.linalg.norm(rc) * np.sqrt(np.sum(mc ** 2) + var / n))
+
+
+def fcn_units_to_match(spec, x, n=None):
+    """Hidden units an FCN needs for the GBP relative error of ``spec`` at N = ``n``.
+
+    Both errors scale as N^(-1/2), so ``N_fcn = N (c_fcn / c_cnn)^2``; with
+    c_fcn^2 = pi^2 d - 1 this is the local-connection argument in numbers.
+    """
+    x = _image(x)
+    n = spec.n if n is None else n
+    c_cnn = relative_error_constant(spec, x)
+    c_fcn = relative_error_constant(RandomNetSpec("fcn", 1, spec.w_std, spec.v_std), x)
+    return n * (c_fcn / c_cnn) ** 2

@@ -89,6 +89,13 @@ def simulate_maps(kind, n, x, rng, kernel_size=7, sampler="network", dtype=np.fl
     ``sampler="network"`` builds the network and runs :func:`randvis.visualize`;
     ``"exact"`` (FCN only) uses :func:`sample_fcn_maps` with the same stds.
     Returns ``(spec, maps)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec, maps = simulate_maps("cnn", 8, np.ones((3, 10, 10)), rng=0, kernel_size=3)
+    >>> spec.n, maps["saliency"].shape
+    (8, (3, 10, 10))
     """
     if kind == "cnn":
         net = three_layer_cnn(n, kernel_size=kernel_size, input_shape=x.shape, n_classes=1,
@@ -296,7 +303,16 @@ def _summarise(config, rows, theory_of, x):
 
 def plot_sweep(res, fig=None):
     """Theory curves over simulation points with error bars (one panel for the
-    relative error, one for the GBP-input correlation)."""
+    relative error, one for the GBP-input correlation).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> res = theory_sweep(np.random.default_rng(0).normal(size=(3, 12, 12)), cnn_ns=(4, 16),
+    ...                    fcn_ns=(), seeds=1, kernel_size=3, progress=False)
+    >>> len(plot_sweep(res).axes)
+    2
+    """
     if fig is None:
         from matplotlib.figure import Figure
 

@@ -139,7 +139,15 @@ def _image(x):
 
 def patches(x, spec):
     """All patches of ``x`` as an array of shape (ho, wo, c, kh, kw) (zeros where
-    they overlap the padding)."""
+    they overlap the padding).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = patches(np.arange(16.0).reshape(1, 4, 4), RandomNetSpec("cnn", 1, kernel_size=3))
+    >>> p.shape, p[0, 0, 0].tolist()
+    ((4, 4, 1, 3, 3), [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 4.0, 5.0]])
+    """
     x = _image(x)
     (kh, kw), (sh, sw), (t, b, l, r), (ho, wo) = spec.geometry(x.shape)
     xp = np.pad(x, ((0, 0), (t, b), (l, r)))
@@ -149,7 +157,17 @@ def patches(x, spec):
 
 
 def place(p, image_shape, spec):
-    """Sum of placed patches: ``sum_j place_j(p[j])`` for p of shape (ho, wo, c, kh, kw)."""
+    """Sum of placed patches: ``sum_j place_j(p[j])`` for p of shape (ho, wo, c, kh, kw).
+
+    Placing all-ones patches counts how many patches cover each pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = RandomNetSpec("cnn", 1, kernel_size=3)
+    >>> place(np.ones((4, 4, 1, 3, 3)), (1, 4, 4), spec)[0].astype(int).tolist()
+    [[4, 6, 6, 4], [6, 9, 9, 6], [6, 9, 9, 6], [4, 6, 6, 4]]
+    """
     c, h, w = image_shape
     (kh, kw), (sh, sw), (t, b, l, r), (ho, wo) = spec.geometry(image_shape)
     canvas = np.zeros((c, h + t + b + sh, w + l + r + sw))
@@ -313,6 +331,14 @@ def pixel_covariance(spec, x, method, pixels):
     Returns
     -------
     ndarray, shape (m, m)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = RandomNetSpec("cnn", 1, kernel_size=3)
+    >>> cov = pixel_covariance(spec, np.ones((1, 6, 6)), "deconvnet", [[0, 2, 2], [0, 3, 3]])
+    >>> bool(np.isclose(cov[0, 1] / cov[0, 0], 1 / np.pi))
+    True
     """
     x = _image(x)
     method = _method(method)
@@ -342,6 +368,13 @@ def relative_error_constant(spec, x):
     """c in ``sqrt(E||s - E s||^2) / ||E s|| = c / sqrt(N)`` for GBP (exact).
 
     For an FCN, ``c^2 = pi^2 d - 1`` for any non-zero image of d pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = relative_error_constant(RandomNetSpec("fcn", 1), np.ones((3, 4, 4)))
+    >>> bool(np.isclose(c ** 2, np.pi ** 2 * 48 - 1))
+    True
     """
     x = _image(x)
     one = spec.with_n(1)
@@ -378,6 +411,14 @@ def predicted_correlation(spec, x, ref=None, n=None):
     and ``_c`` the mean-removed arrays: exact as N grows (it neglects the
     variance of the map's own mean, a fraction 1/d of the total). ``ref``
     defaults to the patch-normalised input, whose limit is 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(3, 16, 16))
+    >>> spec = RandomNetSpec("cnn", 64, kernel_size=5)
+    >>> bool(predicted_correlation(spec, x, n=16) < predicted_correlation(spec, x, n=1024) < 1)
+    True
     """
     x = _image(x)
     one = spec.with_n(1)
@@ -398,6 +439,14 @@ def fcn_units_to_match(spec, x, n=None):
 
     Both errors scale as N^(-1/2), so ``N_fcn = N (c_fcn / c_cnn)^2``; with
     c_fcn^2 = pi^2 d - 1 this is the local-connection argument in numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(3, 32, 32))
+    >>> n_fcn = fcn_units_to_match(RandomNetSpec("cnn", 100, kernel_size=7), x)
+    >>> bool(n_fcn > 1000 * 100)
+    True
     """
     x = _image(x)
     n = spec.n if n is None else n

@@ -1,6 +1,7 @@
 """The ``randvis`` command line.
 
     randvis visualize [IMAGE] --model cnn3|fcn|vgg16 [--filters N] [--seed S] --out maps.png
+    randvis theory [IMAGE] [--size 64] [--cnn-ns ...] [--fcn-ns ...] [--seeds 3] [--quick]
 
 Errors are reported as one line on stderr (exit status 2), never a traceback.
 """

@@ -62,7 +62,29 @@ def _parser():
                    help="FCN maps from the network or the exact O(N + d) sampler (default auto)")
     t.add_argument("--quick", action="store_true", help="small sweep: N up to 256, 2 seeds, 32x32")
     t.add_argument("--out", default="theory_sweep", help="output prefix: PREFIX.json/.txt/.png")
+    r = sub.add_parser("reproduce", help="regenerate the paper's experiments: figures and claims",
+                       description="Run every experiment of the paper offline and write OUT/NAME.png, "
+                                   "OUT/results.json and OUT/README.md (claim -> figure -> number -> holds). "
+                                   "Checkpointed: re-running after an interruption resumes.")
+    r.add_argument("--quick", action="store_true", help="small images and sweeps (a few minutes)")
+    r.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
+    r.add_argument("--images", metavar="DIR", help="use the images in DIR instead of the built-in samples")
+    r.add_argument("--vgg-weights", metavar="FILE", help="trained VGG-16 weights (.npz)")
+    r.add_argument("--out", default="figures", help="output folder (default figures/)")
+    r.add_argument("--seed", type=int, default=0)
     return p
+
+
+def cmd_reproduce(args):
+    from .reproduce import reproduce
+
+    t = time.perf_counter()
+    reproduce(out=args.out, only=args.only, quick=args.quick, image_dir=args.images,
+              vgg_weights=args.vgg_weights, seed=args.seed,
+              log=lambda msg: print(msg, file=sys.stderr))
+    print(f"randvis: wrote {args.out}/README.md, results.json and figures in "
+          f"{time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return 0
 
 
 def _ints(text, flag):
@@ -176,7 +198,8 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        return {"visualize": cmd_visualize, "theory": cmd_theory}[args.command](args)
+        commands = {"visualize": cmd_visualize, "theory": cmd_theory, "reproduce": cmd_reproduce}
+        return commands[args.command](args)
     except KeyboardInterrupt:
         print("randvis: interrupted", file=sys.stderr)
         return 130

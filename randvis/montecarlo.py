@@ -285,6 +285,7 @@ def _summarise(config, rows, theory_of, x):
                  "rel_error_theory": c / np.sqrt(n),
                  "corr_input_theory": float(T.predicted_correlation(spec1, x, ref=x, n=n)),
                  "corr_target_theory": float(T.predicted_correlation(spec1, x, n=n))}
+            s["rel_error_rms"] = float(np.sqrt(np.mean([r["rel_error"] ** 2 for r in cell])))
             for key in ("rel_error", "corr_input", "corr_target", "ks_saliency", "ks_deconvnet",
                         "shapiro_p_saliency", "shapiro_p_deconvnet", "skew_saliency",
                         "skew_deconvnet", "kurt_saliency", "kurt_deconvnet"):

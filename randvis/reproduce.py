@@ -1,0 +1,153 @@
+"""``randvis reproduce``: run the experiments, write figures, results.json and a claims table.
+
+Everything is deterministic for a seed; finished work is checkpointed under
+``OUT/.checkpoints`` so an interrupted run resumes where it stopped and writes
+the same ``results.json`` as an uninterrupted one. Every file is written
+atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ._io import atomic_write
+from .experiments import EXPERIMENTS, Context
+
+__all__ = ["reproduce", "load_images"]
+
+
+def load_images(folder=None, size=224, quick=False, limit=None):
+    """The image corpus: built-in samples by default, or every image in ``folder``.
+
+    Built-in: matplotlib's grace_hopper plus scikit-image's samples when it is
+    installed (astronaut, coffee, chelsea, rocket, motorcycle). ``quick`` keeps
+    the first two.
+    """
+    from . import images
+
+    if folder is not None:
+        exts = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"--images: no such folder: {folder}")
+        names = sorted(f for f in os.listdir(folder) if f.lower().endswith(exts))
+        if not names:
+            raise ValueError(f"--images: no image files in {folder}")
+        out = [(os.path.splitext(n)[0], images.load_image(os.path.join(folder, n), size=size)) for n in names]
+    else:
+        out = [(n, images.sample_image(n, size=size)) for n in images.sample_names()]
+    if quick:
+        out = out[:2]
+    if limit:
+        out = out[:limit]
+    return out
+
+
+def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights=None, seed=0,
+              progress=True, log=print, size=None):
+    """Run the experiments and write ``OUT/NAME.png``, ``OUT/results.json`` and ``OUT/README.md``.
+
+    Parameters
+    ----------
+    out : str
+        Output folder (created).
+    only : list of str, optional
+        Experiment names to run (default all, in the paper's order).
+    quick : bool
+        Small images (64x64), small sweeps and two images: a couple of minutes.
+    image_dir : str, optional
+        Folder of images to use instead of the built-in samples.
+    vgg_weights : str, optional
+        A VGG-16 weight file for the trained-model experiments.
+    seed : int
+    size : int, optional
+        Image side (default 224, or 64 with ``quick``).
+
+    Returns
+    -------
+    dict
+        The content of results.json.
+    """
+    names = list(EXPERIMENTS) if not only else list(only)
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+    os.makedirs(out, exist_ok=True)
+    imgs = load_images(image_dir, size=size or (64 if quick else 224), quick=quick)
+    ctx = Context(out=out, images=imgs, quick=quick, seed=seed, vgg_weights=vgg_weights, progress=progress)
+    results_path = os.path.join(out, "results.json")
+    results = {}
+    if os.path.exists(results_path):
+        with open(results_path) as fh:
+            old = json.load(fh)
+        if old.get("_meta", {}).get("config") == _config(ctx, names):
+            results = old
+    results["_meta"] = {"config": _config(ctx, names)}
+    timings = {}
+    from matplotlib.figure import Figure
+
+    for name in names:
+        mod = EXPERIMENTS[name]
+        t0 = time.perf_counter()
+        log(f"[{name}] {mod.TITLE} ...")
+        res = mod.run(ctx)
+        fig = Figure(figsize=(14, 7.5), layout="constrained") if name != "theory_curves" else Figure(figsize=(11, 4.5))
+        mod.plot(res, fig)
+        png = os.path.join(out, f"{name}.png")
+        atomic_write(png, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+        claims = [c.as_dict() for c in mod.claims(res)]
+        results[name] = {"title": mod.TITLE, "figure": f"{name}.png", "numbers": _jsonable(mod.numbers(res)),
+                         "claims": claims}
+        timings[name] = time.perf_counter() - t0
+        for c in claims:
+            log(f"  {'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['claim']} -- {c['measure']}")
+        text = json.dumps(results, indent=1, sort_keys=True)
+        atomic_write(results_path, lambda tmp: open(tmp, "w").write(text + "\n"))
+    readme = _readme(results, timings, ctx)
+    atomic_write(os.path.join(out, "README.md"), lambda tmp: open(tmp, "w").write(readme))
+    return results
+
+
+def _config(ctx, names):
+    return {"quick": ctx.quick, "seed": ctx.seed, "images": [n for n, _ in ctx.images],
+            "vgg_weights": os.path.basename(ctx.vgg_weights) if ctx.vgg_weights else None}
+
+
+def _jsonable(v):
+    import numpy as np
+
+    if isinstance(v, dict):
+        return {str(k): _jsonable(t) for k, t in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(t) for t in v]
+    if isinstance(v, (np.floating, float)):
+        return float(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    return v
+
+
+def _readme(results, timings, ctx):
+    lines = ["# Reproduced figures and claims", "",
+             "Generated by `randvis reproduce" + (" --quick" if ctx.quick else "") + "`; do not edit by hand.",
+             f"Seed {ctx.seed}; images: {', '.join(n for n, _ in ctx.images)} "
+             f"({ctx.images[0][1].shape[1]}x{ctx.images[0][1].shape[2]}).", "",
+             "| claim | figure | measured | holds |", "| --- | --- | --- | --- |"]
+    for name, r in results.items():
+        if name.startswith("_"):
+            continue
+        for c in r["claims"]:
+            lines.append(f"| {c['claim']} | [{r['figure']}]({r['figure']}) | {c['measure']} | "
+                         f"{'yes' if c['holds'] else '**no**'} |")
+    lines += ["", "## Figures", ""]
+    for name, r in results.items():
+        if not name.startswith("_"):
+            lines += [f"### {r['title']}", "", f"![{name}]({r['figure']})", ""]
+    if timings:
+        total = sum(timings.values())
+        lines += ["## Run time", "", f"This run: {total:.0f} s on this machine "
+                  f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}); "
+                  "experiments restored from checkpoints take no time.", ""]
+    return "\n".join(lines)

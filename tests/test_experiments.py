@@ -1,0 +1,95 @@
+"""Each experiment on a tiny configuration, asserting on its numbers; resumable runs."""
+import json
+
+import numpy as np
+import pytest
+
+from randvis import reproduce as R
+from randvis.experiments import EXPERIMENTS, Context
+from randvis.images import sample_image
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    imgs = [("grace_hopper", sample_image("grace_hopper", size=32)),
+            ("grace_crop", sample_image("grace_hopper", size=48)[:, 8:40, 8:40])]
+    return Context(out=str(tmp_path_factory.mktemp("exp")), images=imgs, quick=True, seed=1, progress=False)
+
+
+def test_local_connections(ctx):
+    res = EXPERIMENTS["local_connections"].run(ctx)
+    c = res.corr
+    assert min(c["cnn"]["gbp"]) > max(c["fcn"]["gbp"]) + 0.3
+    for model in ("cnn", "fcn"):
+        for m in ("saliency", "deconvnet"):
+            assert max(abs(v) for v in c[model][m]) < 0.2
+    assert res.panels["cnn/gbp"].shape == (3, 32, 32)
+
+
+def test_n_filters(ctx):
+    res = EXPERIMENTS["n_filters"].run(ctx)
+    assert all(b > a for a, b in zip(res.corr["cnn"], res.corr["cnn"][1:]))
+    assert res.corr["fcn"][-1] < res.corr["cnn"][-1]
+    assert np.allclose(res.corr["cnn"], res.theory["cnn"], atol=0.15)
+
+
+def test_max_pooling(ctx):
+    res = EXPERIMENTS["max_pooling"].run(ctx)
+    c = res.corr
+    assert max(c[f"CNN, max-pool {p}"]["deconvnet"] for p in (2, 4, 8)) > c["CNN, no pool"]["deconvnet"] + 0.15
+    assert abs(c["CNN, no pool"]["deconvnet"]) < 0.15
+    assert c["VGG-16 (max-pool)"]["gbp"] > 0.5
+
+
+def test_depth(ctx):
+    res = EXPERIMENTS["depth"].run(ctx)
+    for fam in res.families:
+        assert min(res.consecutive[fam]["gbp"]) > 0.4
+        assert all(v > 0.3 for v in res.corr_input[fam]["gbp"])
+
+
+def test_theory_curves(ctx):
+    res = EXPERIMENTS["theory_curves"].run(ctx)
+    assert -0.6 <= res.slopes["cnn"]["slope"] <= -0.4
+    claims = EXPERIMENTS["theory_curves"].claims(res)
+    assert claims[0].holds
+
+
+def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for k in range(2):
+        img = (sample_image("grace_hopper", size=40)[:, k * 4:k * 4 + 32, 4:36] * 255).astype(np.uint8)
+        Image.fromarray(img.transpose(1, 2, 0)).save(folder / f"img{k}.png")
+    kw = dict(only=["local_connections", "max_pooling"], quick=True, image_dir=str(folder), size=32,
+              progress=False, log=lambda *_: None)
+    R.reproduce(out=str(tmp_path / "whole"), **kw)
+
+    mod = EXPERIMENTS["max_pooling"]
+    real = mod.vgg16
+    calls = []
+
+    def dying(*a, **k):  # the run dies inside max_pooling, after local_connections and some cells
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(mod, "vgg16", dying)
+    with pytest.raises(KeyboardInterrupt):
+        R.reproduce(out=str(tmp_path / "resumed"), **kw)
+    monkeypatch.setattr(mod, "vgg16", real)
+    R.reproduce(out=str(tmp_path / "resumed"), **kw)
+    a = json.loads((tmp_path / "whole" / "results.json").read_text())
+    b = json.loads((tmp_path / "resumed" / "results.json").read_text())
+    assert a == b
+    assert (tmp_path / "resumed" / "max_pooling.png").stat().st_size > 10_000
+    readme = (tmp_path / "resumed" / "README.md").read_text()
+    assert "| claim | figure | measured | holds |" in readme
+
+
+def test_unknown_experiment(tmp_path):
+    with pytest.raises(ValueError, match="unknown experiment"):
+        R.reproduce(out=str(tmp_path), only=["nope"])

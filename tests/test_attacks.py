@@ -46,9 +46,10 @@ def test_untargeted_step_raises_the_loss_and_targeted_lowers_it(net):
 
 def test_flip_search_and_clipping(net):
     x = np.random.default_rng(2).random((1, 3, 12, 12))
-    res = fgsm_flip(net, x, [1e-4, 1e-2, 1.0, 100.0], lo=0.0, hi=1.0)
-    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    res = fgsm_flip(net, x, [1e-4, 1e-2, 1.0, 100.0])
     assert res.flipped.all() and res.eps in (1e-2, 1.0, 100.0)
+    clipped = fgsm(net, x, 0.5, lo=0.0, hi=1.0)
+    assert clipped.x_adv.min() >= 0 and clipped.x_adv.max() <= 1
     with pytest.raises(ValueError, match="eps"):
         fgsm(net, x, -1)
     with pytest.raises(ValueError, match="out of range"):

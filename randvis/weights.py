@@ -1,0 +1,706 @@
+"""Trained VGG-16 weights: load them, check them, convert them to randvis' layout.
+
+Four sources are understood, detected from the file's content:
+
+``"randvis"`` (``.npz``)
+    What :meth:`Sequential.save <randvis.network.Sequential.save>` writes
+    (``__architecture__`` JSON plus ``conv1_1.weight`` ...), or a plain
+    ``.npz`` with just those 32 parameter names. Convolutions
+    ``(out, in, kh, kw)``, dense weights ``(out, in)``, fc6's columns in
+    ``(c, h, w)`` order (PyTorch's conventions).
+``"paper"`` (``.npz``)
+    The ``vgg16_weights.npz`` layout used by the paper's code: ``conv1_1_W``,
+    ``conv1_1_b``, ..., ``fc8_b``; kernels ``(kh, kw, in, out)``, dense
+    ``(in, out)``, and fc6's rows in the ``(h, w, c)`` order of TensorFlow's
+    NHWC flatten, permuted here to ``(c, h, w)``.
+``"torch"`` (``.pth``, zip or legacy serialisation)
+    A VGG-16 ``state_dict`` such as torchvision's ``vgg16-397923af.pth``
+    (``features.0.weight`` ... ``classifier.6.bias``), read without torch by
+    :func:`randvis.torchfile.load_state_dict`. Modules are matched to
+    ``conv1_1`` ... ``fc8`` in file order (4-d weights are convolutions, 2-d
+    are dense layers); PyTorch flattens NCHW like randvis, so no permutation.
+``"keras"`` (``.h5``, needs h5py)
+    Keras' VGG-16 weights, as a weights-only file (layer groups at the top
+    level) or a saved model (under ``model_weights``): ``block1_conv1`` ...
+    ``block5_conv3``, ``fc1``, ``fc2``, ``predictions`` with ``kernel:0`` and
+    ``bias:0``; same axes as the paper layout (Keras flattens NHWC).
+
+The network's shape is read off the weights: block widths from the
+convolutions, ``fc_width`` and ``n_classes`` from the dense layers, and the
+input size from fc6's input features (``side = 32 * sqrt(in / width5)``, or
+the saved ``input_shape`` of a randvis file). Every key, shape and dtype is
+checked; errors name the offending key and the expected shape. No pickle is
+ever loaded: ``.npz`` files are read with ``allow_pickle=False`` and PyTorch
+files through a restricted unpickler.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._io import atomic_savez
+from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
+from .network import Sequential
+from .torchfile import CheckpointError, load_state_dict
+
+__all__ = ["load_vgg16", "save_vgg16_paper_npz", "convert", "ConversionReport", "WeightsError",
+           "FORMATS", "VGG16_PARAMS"]
+
+#: the source formats :func:`load_vgg16` and :func:`convert` read
+FORMATS = ("randvis", "paper", "torch", "keras")
+
+_BLOCKS = (2, 2, 3, 3, 3)
+_CONVS = tuple(f"conv{b}_{i}" for b, n in enumerate(_BLOCKS, 1) for i in range(1, n + 1))
+_FCS = ("fc6", "fc7", "fc8")
+
+#: randvis' names of VGG-16's 32 parameter tensors (16 layers x weight, bias), in network order
+VGG16_PARAMS = tuple(f"{layer}.{p}" for layer in _CONVS + _FCS for p in ("weight", "bias"))
+
+_KERAS_LAYERS = {**{f"block{name[4]}_conv{name[6]}": name for name in _CONVS},
+                 "fc1": "fc6", "fc2": "fc7", "predictions": "fc8"}
+
+# axis orders: "torch" = randvis/PyTorch, "tf" = paper / Keras (HWIO kernels, (in, out) dense,
+# fc6 rows in NHWC flatten order)
+_DESC = {("torch", "conv"): "(out, in, kh, kw)", ("tf", "conv"): "(kh, kw, in, out)",
+         ("torch", "dense"): "(out, in)", ("tf", "dense"): "(in, out)",
+         ("torch", "bias"): "(out,)", ("tf", "bias"): "(out,)"}
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used as VGG-16 (the message names the file,
+    the key and what was expected)."""
+
+
+def _paper_key(name):
+    layer, p = name.split(".")
+    return f"{layer}_{'W' if p == 'weight' else 'b'}"
+
+
+def _kind(name):
+    layer, p = name.split(".")
+    return "bias" if p == "bias" else ("conv" if layer.startswith("conv") else "dense")
+
+
+def _src_shape(order, kind, shape):
+    """A randvis-layout shape in the source's axis order."""
+    if order == "tf" and kind == "conv":
+        return (shape[2], shape[3], shape[1], shape[0])
+    if order == "tf" and kind == "dense":
+        return (shape[1], shape[0])
+    return tuple(shape)
+
+
+def _sha256(path, chunk=1 << 22):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# readers: each returns {randvis param name: (source key, array)} + axis order
+# ---------------------------------------------------------------------------
+
+@dataclass
+class _Source:
+    fmt: str
+    order: str
+    entries: dict
+    notes: list = field(default_factory=list)
+    input_shape: tuple = None
+    pool_type: str = "max"
+    provenance: dict = None
+
+
+def _refuse_partial(path, what, unmapped, missing):
+    parts = []
+    if unmapped:
+        parts.append(f"unmapped source tensors: {', '.join(unmapped)}")
+    if missing:
+        parts.append(f"VGG-16 parameters without a source: {', '.join(missing)}")
+    if parts:
+        raise WeightsError(f"{path}: {what} does not match VGG-16 exactly; " + "; ".join(parts))
+
+
+def _read_npz(path, layout=None):
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"{path}: not a readable .npz archive ({exc})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise WeightsError(f"{path}: a single .npy array, not an .npz archive of named weights")
+    with f:
+        keys = list(f.files)
+        arrays = {}
+        for k in keys:
+            try:
+                arrays[k] = f[k]
+                if not isinstance(arrays[k], np.ndarray):
+                    raise WeightsError(f"{path}: entry {k!r} is not an .npy array")
+            except ValueError as exc:
+                if isinstance(exc, WeightsError):
+                    raise
+                if "pickle" in str(exc) or "Object arrays" in str(exc):
+                    raise WeightsError(f"{path}: entry {k!r} is an object array (pickled data); "
+                                       "refused (weights must be numeric arrays)") from None
+                raise WeightsError(f"{path}: entry {k!r} cannot be read ({exc})") from None
+            except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise WeightsError(f"{path}: entry {k!r} cannot be read ({exc})") from None
+    arch = arrays.pop("__architecture__", None)
+    detected = _npz_layout(path, list(arrays))
+    if layout is not None and layout != detected:
+        raise WeightsError(f"{path}: asked for the {layout!r} layout, the keys are {detected!r}'s")
+    layout = detected
+    key_of = (lambda n: n) if layout == "randvis" else _paper_key
+    want = {key_of(n): n for n in VGG16_PARAMS}
+    missing = [k for k in want if k not in arrays]
+    extra = [k for k in arrays if k not in want]
+    if missing or extra:
+        parts = ([f"missing keys: {', '.join(missing)}"] if missing else []) + \
+                ([f"unexpected keys: {', '.join(extra)}"] if extra else [])
+        raise WeightsError(f"{path}: {layout} layout: " + "; ".join(parts))
+    src = _Source(layout, "torch" if layout == "randvis" else "tf",
+                  {n: (k, arrays[k]) for k, n in want.items()})
+    if arch is not None:
+        try:
+            spec = json.loads(str(arch))
+            shape = tuple(int(s) for s in spec["input_shape"])
+            info = spec.get("info") or {}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WeightsError(f"{path}: unreadable __architecture__ entry ({exc})") from None
+        if len(shape) != 3:
+            raise WeightsError(f"{path}: __architecture__ input_shape {shape} is not (c, h, w)")
+        src.input_shape = shape
+        src.pool_type = info.get("pool_type", "max")
+        if src.pool_type not in ("max", "avg"):
+            raise WeightsError(f"{path}: unknown pool_type {src.pool_type!r} in __architecture__")
+        if isinstance(info.get("weights"), dict):
+            src.provenance = info["weights"]
+        src.notes.append(f"input_shape {shape} and pool_type {src.pool_type!r} from __architecture__")
+    return src
+
+
+def _npz_layout(path, keys):
+    n_randvis = sum(k in VGG16_PARAMS for k in keys)
+    n_paper = sum(k in {_paper_key(n) for n in VGG16_PARAMS} for k in keys)
+    if n_randvis == n_paper == 0:
+        shown = ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else "")
+        raise WeightsError(f"{path}: no VGG-16 weights found (expected keys like 'conv1_1.weight' "
+                           f"(randvis) or 'conv1_1_W' (paper)); the file has: {shown or 'no keys'}")
+    return "randvis" if n_randvis >= n_paper else "paper"
+
+
+def _read_torch(path):
+    try:
+        sd = load_state_dict(path)
+    except CheckpointError as exc:
+        raise WeightsError(str(exc)) from None
+    groups = {}
+    for key in sd:
+        prefix, _, pname = key.rpartition(".")
+        groups.setdefault(prefix, {})[pname] = key
+    convs, denses, unmapped = [], [], []
+    for prefix, params in groups.items():
+        w = params.get("weight")
+        ndim = sd[w].ndim if w is not None else None
+        if ndim == 4 and len(convs) < len(_CONVS):
+            convs.append(params)
+        elif ndim == 2 and len(denses) < len(_FCS):
+            denses.append(params)
+        else:
+            unmapped += params.values()
+            continue
+        unmapped += [k for p, k in params.items() if p not in ("weight", "bias")]
+    entries = {}
+    for layer, params in list(zip(_CONVS, convs)) + list(zip(_FCS, denses)):
+        for p in ("weight", "bias"):
+            if p in params:
+                entries[f"{layer}.{p}"] = (params[p], sd[params[p]])
+    missing = [n for n in VGG16_PARAMS if n not in entries]
+    _refuse_partial(path, "the state_dict", unmapped, missing)
+    src = _Source("torch", "torch", entries, notes=[f"PyTorch {sd.format} serialisation"] + sd.notes)
+    src.notes.append("modules matched to conv1_1 ... fc8 in file order (4-d weights: "
+                     "convolutions, 2-d: dense)")
+    return src
+
+
+def _import_h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError("reading Keras .h5 weights needs h5py: pip install h5py "
+                          "(or pip install 'randvis[keras]')") from None
+    return h5py
+
+
+def _decode(v):
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def _read_keras(path):
+    h5py = _import_h5py()
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise WeightsError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with f:
+        if "model_weights" in f:
+            root, where = f["model_weights"], "the 'model_weights' group (a saved model)"
+            config = f.attrs.get("model_config")
+            if config is not None and '"channels_first"' in _decode(config):
+                raise WeightsError(f"{path}: a channels_first Keras model; only channels_last "
+                                   "(NHWC, Keras' default) is supported")
+        else:
+            root, where = f, "top-level layer groups (a weights-only file)"
+        if "layers" in root and not any(k in root for k in _KERAS_LAYERS):
+            raise WeightsError(f"{path}: a Keras 3 '.weights.h5' file; save the weights "
+                                   "in the legacy .h5 format (model.save_weights('w.h5'))")
+        names = root.attrs.get("layer_names")
+        names = [_decode(n) for n in names] if names is not None else list(root.keys())
+        entries, unmapped = {}, []
+        for lname in names:
+            if lname not in root or not isinstance(root[lname], h5py.Group):
+                continue
+            group = root[lname]
+            wnames = group.attrs.get("weight_names")
+            if wnames is not None:
+                dsets = [_decode(w) for w in wnames]
+            else:
+                dsets = []
+                group.visititems(lambda n, o: dsets.append(n) if isinstance(o, h5py.Dataset) else None)
+            for dname in dsets:
+                key = f"{lname}/{dname}"
+                if dname not in group or not isinstance(group[dname], h5py.Dataset):
+                    raise WeightsError(f"{path}: layer {lname!r} lists weight {dname!r}, "
+                                       "which is not in the file")
+                leaf = dname.rsplit("/", 1)[-1].split(":")[0]
+                # the layer's own group, or a nested model's group holding "<layer>/kernel:0"
+                layer = _KERAS_LAYERS.get(lname) or _KERAS_LAYERS.get(dname.split("/")[0])
+                pname = {"kernel": "weight", "bias": "bias"}.get(leaf)
+                if layer is None or pname is None or f"{layer}.{pname}" in entries:
+                    unmapped.append(key)
+                    continue
+                ds = group[dname]
+                if ds.dtype.kind not in "fiub":
+                    raise WeightsError(f"{path}: {key!r} has non-numeric dtype {ds.dtype}")
+                entries[f"{layer}.{pname}"] = (key, np.asarray(ds[()]))
+    missing = [f"{n} (Keras {next(k for k, v in _KERAS_LAYERS.items() if v == n.split('.')[0])}"
+               f"/{'kernel' if n.endswith('weight') else 'bias'})"
+               for n in VGG16_PARAMS if n not in entries]
+    _refuse_partial(path, "the Keras file", unmapped, missing)
+    return _Source("keras", "tf", entries, notes=[f"Keras weights from {where}"])
+
+
+def _sniff(path):
+    """The source format of a file, from its content."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except IsADirectoryError:
+        raise WeightsError(f"{path}: a directory, not a weights file") from None
+    if not head:
+        raise WeightsError(f"{path}: empty file")
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "keras"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile as exc:
+            raise WeightsError(f"{path}: truncated or corrupt zip archive ({exc})") from None
+        if any(re.fullmatch(r"[^/]+/data\.pkl", n) for n in names):
+            return "torch"
+        if names and all(n.endswith(".npy") for n in names):
+            return _npz_layout(path, [n[:-4] for n in names if n != "__architecture__.npy"])
+        raise WeightsError(f"{path}: a zip archive that is neither an .npz file nor a PyTorch "
+                           "checkpoint")
+    if head[:1] == b"\x80":
+        return "torch"
+    raise WeightsError(f"{path}: unrecognised weights file (expected a randvis or paper .npz, "
+                       "a PyTorch .pth or a Keras .h5)")
+
+
+def _read(path, format=None):
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS} or None, got {format!r}")
+    fmt = _sniff(path) if format is None else format
+    if fmt in ("randvis", "paper"):
+        return _read_npz(path, fmt if format is not None else None)
+    if fmt == "torch":
+        return _read_torch(path)
+    return _read_keras(path)
+
+
+# ---------------------------------------------------------------------------
+# checking shapes and building the network
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One tensor of a conversion: source key and shape -> randvis name and shape."""
+
+    source: str
+    source_shape: tuple
+    target: str
+    shape: tuple
+    transform: str
+
+
+def _assemble(path, src, dtype, n_classes=None):
+    """Check every tensor of ``src``; return randvis-layout params, dims and report rows."""
+    order = src.order
+
+    def fail(name, msg):
+        raise WeightsError(f"{path}: {src.entries[name][0]!r} {msg}")
+
+    for name in VGG16_PARAMS:
+        key, a = src.entries[name]
+        kind = _kind(name)
+        if a.dtype.kind != "f":
+            fail(name, f"has dtype {a.dtype}, expected floating-point weights")
+        nd = {"conv": 4, "dense": 2, "bias": 1}[kind]
+        if a.ndim != nd:
+            fail(name, f"has shape {a.shape}, expected a {nd}-d array {_DESC[order, kind]}")
+
+    def io(name):  # (in, out) of a weight
+        s = src.entries[name][1].shape
+        if _kind(name) == "conv":
+            return (s[1], s[0]) if order == "torch" else (s[2], s[3])
+        return (s[1], s[0]) if order == "torch" else (s[0], s[1])
+
+    c = io("conv1_1.weight")[0]
+    widths = [io(f"conv{b}_1.weight")[1] for b in range(1, 6)]
+    fc_in, fc_width = io("fc6.weight")
+    k = io("fc8.weight")[1]
+    w5 = widths[-1]
+    if src.input_shape is not None:
+        if src.input_shape[0] != c or src.input_shape[1] % 32 or src.input_shape[2] % 32:
+            raise WeightsError(f"{path}: input_shape {src.input_shape} does not fit VGG-16 with "
+                               f"{c} input channels (h and w must be multiples of 32)")
+        hw5 = (src.input_shape[1] // 32, src.input_shape[2] // 32)
+    else:
+        side = math.isqrt(fc_in // w5) if fc_in >= w5 else 0
+        if side < 1 or side * side * w5 != fc_in:
+            fail("fc6.weight", f"has {fc_in} input features: not {w5} (conv5_3's width) x s x s "
+                 "for a whole s, so the input size cannot be inferred")
+        hw5 = (side, side)
+    if n_classes is not None and k != n_classes:
+        fail("fc8.weight", f"has shape {src.entries['fc8.weight'][1].shape}, expected "
+             f"{_src_shape(order, 'dense', (n_classes, fc_width))} {_DESC[order, 'dense']} "
+             f"for n_classes={n_classes}")
+    expected, cin, i = {}, c, 0
+    for b, n in enumerate(_BLOCKS):
+        for _ in range(n):
+            expected[f"{_CONVS[i]}.weight"] = (widths[b], cin, 3, 3)
+            expected[f"{_CONVS[i]}.bias"] = (widths[b],)
+            cin, i = widths[b], i + 1
+    for layer, (o, n_in) in zip(_FCS, [(fc_width, w5 * hw5[0] * hw5[1]), (fc_width, fc_width),
+                                      (k, fc_width)]):
+        expected[f"{layer}.weight"], expected[f"{layer}.bias"] = (o, n_in), (o,)
+    params, rows = {}, []
+    for name in VGG16_PARAMS:
+        key, a = src.entries[name]
+        kind = _kind(name)
+        want = _src_shape(order, kind, expected[name])
+        if a.shape != want:
+            fail(name, f"has shape {a.shape}, expected {want} {_DESC[order, kind]}")
+        if not np.isfinite(a).all():
+            fail(name, "contains NaN or Inf")
+        how = "as is"
+        if order == "tf" and kind == "conv":
+            a, how = a.transpose(3, 2, 0, 1), "transposed (kh, kw, in, out) -> (out, in, kh, kw)"
+        elif order == "tf" and name == "fc6.weight":
+            a = a.reshape(hw5[0], hw5[1], w5, fc_width).transpose(3, 2, 0, 1).reshape(fc_width, -1)
+            how = "transposed (in, out) -> (out, in), inputs (h, w, c) -> (c, h, w)"
+        elif order == "tf" and kind == "dense":
+            a, how = a.T, "transposed (in, out) -> (out, in)"
+        if a.dtype != dtype:
+            how += f", {a.dtype} -> {np.dtype(dtype)}"
+        params[name] = np.ascontiguousarray(a, dtype=dtype)
+        rows.append(ReportRow(key, tuple(src.entries[name][1].shape), name, expected[name], how))
+    dims = {"input_shape": (c, 32 * hw5[0], 32 * hw5[1]), "widths": widths, "fc_width": fc_width,
+            "n_classes": k}
+    return params, dims, rows
+
+
+def _build(params, dims, dtype, pool_type, weights_info):
+    """VGG-16 as :func:`randvis.models.vgg16` builds it, with the given parameters."""
+    pool = {"max": MaxPool2d, "avg": AvgPool2d}[pool_type]
+    layers, i = [], 0
+    for b, n in enumerate(_BLOCKS, 1):
+        for li in range(1, n + 1):
+            name = _CONVS[i]
+            layers += [Conv2d(params[f"{name}.weight"], params[f"{name}.bias"], name=name),
+                       ReLU(name=f"relu{b}_{li}")]
+            i += 1
+        layers.append(pool(2, 2, padding="valid", name=f"pool{b}"))
+    layers.append(Flatten(name="flatten"))
+    for j, layer in enumerate(_FCS):
+        layers.append(Dense(params[f"{layer}.weight"], params[f"{layer}.bias"], name=layer))
+        if j < 2:
+            layers.append(ReLU(name=f"relu{6 + j}"))
+    info = {"builder": "vgg16", "widths": list(dims["widths"]), "fc_width": dims["fc_width"],
+            "pool_type": pool_type, "weights": weights_info}
+    return Sequential(layers, dims["input_shape"], dtype, info)
+
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _load(path, format, dtype, n_classes):
+    path = os.fspath(path)
+    dtype = _float_dtype(dtype)
+    if n_classes is not None and (not isinstance(n_classes, (int, np.integer)) or n_classes < 1):
+        raise ValueError(f"n_classes must be a positive integer or None, got {n_classes!r}")
+    src = _read(path, format)
+    params, dims, rows = _assemble(path, src, dtype, n_classes)
+    return src, params, dims, rows
+
+
+# ---------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------
+
+def load_vgg16(path, dtype=np.float32, sha256=None, n_classes=None, format=None):
+    """Load trained VGG-16 weights into a randvis network.
+
+    The layout is detected from the file: randvis' own ``.npz`` (what
+    :meth:`Sequential.save` writes, or just the parameter names), the paper's
+    ``vgg16_weights.npz``, and also a PyTorch state_dict or Keras ``.h5`` (as
+    :func:`convert` reads them). Widths, ``fc_width``, ``n_classes`` and the
+    input size come from the weights' shapes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    dtype : float32 or float64
+    sha256 : str, optional
+        Expected SHA-256 of the file (hex); a mismatch raises before anything is read.
+    n_classes : int, optional
+        Expected number of classes: a file with another fc8 size raises.
+    format : {"randvis", "paper", "torch", "keras"}, optional
+        Skip the detection.
+
+    Returns
+    -------
+    Sequential
+        ``net.info["weights"]`` is ``{"layout", "path", "sha256"}`` (plus
+        ``"converted_from"`` for files written by :func:`convert`).
+
+    Raises
+    ------
+    WeightsError
+        Missing or unexpected keys, a wrong shape or dtype (naming the key and
+        the expected shape), an object array, NaN/Inf, a sha256 mismatch.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, randvis
+    >>> from randvis.weights import load_vgg16, save_vgg16_paper_npz
+    >>> net = randvis.vgg16(n_classes=10, input_shape=(3, 64, 64), widths=(4, 4, 8, 8, 8),
+    ...                     fc_width=16, rng=0)
+    >>> folder = tempfile.mkdtemp()
+    >>> path = save_vgg16_paper_npz(net, os.path.join(folder, "vgg16_weights.npz"))
+    >>> loaded = load_vgg16(path)
+    >>> loaded.info["weights"]["layout"], loaded.input_shape, loaded.n_classes
+    ('paper', (3, 64, 64), 10)
+    >>> x = np.random.default_rng(0).random((1, 3, 64, 64))
+    >>> bool(np.array_equal(loaded.predict(x), net.predict(x)))
+    True
+    """
+    path = os.fspath(path)
+    digest = _sha256(path)
+    if sha256 is not None:
+        want = str(sha256).strip().lower()
+        want = want[len("sha256:"):] if want.startswith("sha256:") else want
+        if want != digest:
+            raise WeightsError(f"{path}: sha256 mismatch: expected {want}, the file has {digest}")
+    src, params, dims, _ = _load(path, format, dtype, n_classes)
+    info = {"layout": src.fmt, "path": os.path.abspath(path), "sha256": digest}
+    if src.provenance:
+        info["converted_from"] = src.provenance
+    return _build(params, dims, dtype, src.pool_type, info)
+
+
+def save_vgg16_paper_npz(net, path):
+    """Write a VGG-16 in the paper's ``vgg16_weights.npz`` layout.
+
+    Keys ``conv1_1_W``, ``conv1_1_b``, ..., ``fc8_b``; kernels
+    ``(kh, kw, in, out)``, dense weights ``(in, out)``, fc6's rows in the
+    ``(h, w, c)`` order of an NHWC flatten. :func:`load_vgg16` reads it back
+    to the identical network. The write is atomic.
+
+    Parameters
+    ----------
+    net : Sequential
+        A VGG-16 as :func:`randvis.vgg16` or :func:`load_vgg16` build it.
+    path : str or os.PathLike
+        ``.npz`` is appended if missing.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, randvis
+    >>> net = randvis.vgg16(n_classes=10, input_shape=(3, 32, 32), widths=(4, 4, 8, 8, 8),
+    ...                     fc_width=16, rng=0)
+    >>> path = save_vgg16_paper_npz(net, os.path.join(tempfile.mkdtemp(), "w.npz"))
+    >>> with np.load(path) as f:
+    ...     f["conv1_1_W"].shape, f["fc6_W"].shape
+    ((3, 3, 3, 4), (8, 16))
+    """
+    params = net.parameters()
+    missing = [n for n in VGG16_PARAMS if n not in params]
+    extra = [n for n in params if n not in VGG16_PARAMS]
+    if missing or extra:
+        raise ValueError(f"not a VGG-16 network: missing parameters {missing}, others {extra}")
+    names = [layer.name for layer in net.layers]
+    if "flatten" not in names:
+        raise ValueError("not a VGG-16 network: no 'flatten' layer")
+    c5, h5, w5 = net.shapes[names.index("flatten")]
+    out = {}
+    for name in VGG16_PARAMS:
+        a = params[name]
+        kind = _kind(name)
+        if kind == "conv":
+            a = a.transpose(2, 3, 1, 0)
+        elif name == "fc6.weight":
+            a = a.reshape(-1, c5, h5, w5).transpose(2, 3, 1, 0).reshape(h5 * w5 * c5, -1)
+        elif kind == "dense":
+            a = a.T
+        out[_paper_key(name)] = np.ascontiguousarray(a)
+    return atomic_savez(path, out)
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert` did, tensor by tensor.
+
+    Attributes
+    ----------
+    src, dst : str
+        The file read and the ``.npz`` written.
+    format : str
+        The source format (one of :data:`FORMATS`).
+    rows : list of ReportRow
+        One per VGG-16 parameter, in network order: ``source`` key and
+        ``source_shape`` -> randvis ``target`` name and ``shape``, and the
+        ``transform`` applied.
+    notes : list of str
+        How the source was read (serialisation, unwrapping, inferred input size).
+    input_shape, widths, fc_width, n_classes
+        The network's shape, as read off the weights.
+    sha256 : str
+        SHA-256 of the written file (for ``load_vgg16(dst, sha256=...)``).
+    """
+
+    src: str
+    dst: str
+    format: str
+    rows: list
+    notes: list
+    input_shape: tuple
+    widths: list
+    fc_width: int
+    n_classes: int
+    sha256: str = ""
+
+    @property
+    def mapping(self):
+        """``{source key: randvis name}``."""
+        return {r.source: r.target for r in self.rows}
+
+    def __str__(self):
+        lines = [f"{self.src} ({self.format}) -> {self.dst}"]
+        lines += [f"  note: {n}" for n in self.notes]
+        width = max(len(r.source) for r in self.rows)
+        layer = None
+        for r in self.rows:
+            this = r.target.split(".")[0]
+            if this != layer:
+                lines.append(f"{this}:")
+                layer = this
+            lines.append(f"  {r.source:<{width}} {str(r.source_shape):<18} -> {r.target:<15} "
+                         f"{str(r.shape):<18} {r.transform}")
+        n = sum(int(np.prod(r.shape)) for r in self.rows)
+        lines.append(f"{len(self.rows)} tensors, {n:,d} parameters; input_shape "
+                     f"{self.input_shape}, widths {self.widths}, fc_width {self.fc_width}, "
+                     f"n_classes {self.n_classes}")
+        return "\n".join(lines)
+
+
+def convert(src, dst, format=None, *, dtype=np.float32):
+    """Convert VGG-16 weights to randvis' ``.npz`` layout (written atomically).
+
+    Parameters
+    ----------
+    src : str or os.PathLike
+        A PyTorch state_dict (torchvision's ``vgg16-397923af.pth`` keys, zip or
+        legacy serialisation), the paper's ``vgg16_weights.npz``, Keras'
+        VGG-16 ``.h5`` (weights-only or saved model), or a randvis ``.npz``.
+    dst : str or os.PathLike
+        The ``.npz`` to write (``.npz`` appended if missing); load it with
+        :func:`load_vgg16` or :meth:`Sequential.load`.
+    format : {"torch", "paper", "keras", "randvis"}, optional
+        Skip the detection from the file's content.
+    dtype : float32 or float64
+
+    Returns
+    -------
+    ConversionReport
+        Tensor by tensor: source key(s) -> randvis name and shape; ``str()``
+        gives a table.
+
+    Raises
+    ------
+    WeightsError
+        The source does not match VGG-16 exactly: unmapped source tensors or
+        VGG-16 parameters without a source (all listed), or a wrong shape.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, randvis
+    >>> from randvis.torchfile import save_state_dict
+    >>> net = randvis.vgg16(n_classes=10, input_shape=(3, 32, 32), widths=(4, 4, 8, 8, 8),
+    ...                     fc_width=16, rng=0)
+    >>> # a torchvision-style state_dict: features.<i> convolutions, classifier.<j> dense
+    >>> idx = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+    >>> names = [f"features.{i}" for i in idx] + ["classifier.0", "classifier.3", "classifier.6"]
+    >>> layers = [l.name for l in net.layers if l.params()]
+    >>> sd = {f"{t}.{p}": net[f"{l}.{p}"] for t, l in zip(names, layers) for p in ("weight", "bias")}
+    >>> folder = tempfile.mkdtemp()
+    >>> src = save_state_dict(sd, os.path.join(folder, "vgg16.pth"))
+    >>> report = convert(src, os.path.join(folder, "vgg16.npz"))
+    >>> report.format, report.mapping["features.0.weight"], report.rows[0].shape
+    ('torch', 'conv1_1.weight', (4, 3, 3, 3))
+    >>> bool(np.array_equal(load_vgg16(report.dst)["fc6.weight"], net["fc6.weight"]))
+    True
+    """
+    src_path = os.fspath(src)
+    source, params, dims, rows = _load(src_path, format, dtype, None)
+    notes = list(source.notes)
+    if source.input_shape is None:
+        notes.append(f"input_shape {dims['input_shape']} inferred from fc6's "
+                     f"{rows[VGG16_PARAMS.index('fc6.weight')].shape[1]} input features")
+    info = {"layout": source.fmt, "path": os.path.abspath(src_path),
+            "sha256": _sha256(src_path)}
+    net = _build(params, dims, dtype, source.pool_type, info)
+    out = net.save(dst)
+    return ConversionReport(src_path, out, source.fmt, rows, notes, tuple(dims["input_shape"]),
+                            list(dims["widths"]), dims["fc_width"], dims["n_classes"],
+                            _sha256(out))

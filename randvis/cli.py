@@ -45,6 +45,8 @@ def _parser():
     v.add_argument("--seed", type=int, default=0, help="random seed for the weights (default 0)")
     v.add_argument("--normalize", choices=("minmax", "signed", "abs"), default="minmax",
                    help="display normalisation of the maps (default minmax, as the paper)")
+    v.add_argument("--weights", metavar="FILE", default=None,
+                   help="vgg16: trained weights (randvis/paper npz, PyTorch .pth, Keras .h5)")
     v.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     v.add_argument("--out", default="maps.png", help="output PNG (default maps.png)")
     v.add_argument("--save-maps", default=None, metavar="NPZ", help="also write the raw maps to an .npz")
@@ -62,6 +64,15 @@ def _parser():
                    help="FCN maps from the network or the exact O(N + d) sampler (default auto)")
     t.add_argument("--quick", action="store_true", help="small sweep: N up to 256, 2 seeds, 32x32")
     t.add_argument("--out", default="theory_sweep", help="output prefix: PREFIX.json/.txt/.png")
+    c = sub.add_parser("convert", help="convert VGG-16 weights to randvis's npz (no torch needed)",
+                       description="Convert a PyTorch VGG-16 state_dict (.pth, legacy or zip), the "
+                                   "paper's vgg16_weights.npz or Keras VGG-16 .h5 weights into randvis's "
+                                   "npz layout; prints the layer-by-layer mapping.")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.add_argument("--format", choices=("randvis", "paper", "torch", "keras"), default=None,
+                   help="source format (default: detected)")
+    c.add_argument("--float64", action="store_true", help="store float64 (default float32)")
     r = sub.add_parser("reproduce", help="regenerate the paper's experiments: figures and claims",
                        description="Run every experiment of the paper offline and write OUT/NAME.png, "
                                    "OUT/results.json and OUT/README.md (claim -> figure -> number -> holds). "
@@ -73,6 +84,17 @@ def _parser():
     r.add_argument("--out", default="figures", help="output folder (default figures/)")
     r.add_argument("--seed", type=int, default=0)
     return p
+
+
+def cmd_convert(args):
+    import numpy as np
+
+    from .weights import convert
+
+    report = convert(args.src, args.dst, format=args.format,
+                     dtype=np.float64 if args.float64 else np.float32)
+    print(report)
+    return 0
 
 
 def cmd_reproduce(args):
@@ -150,7 +172,7 @@ def _build(args, shape, np):
         return models.fcn(args.hidden, n_classes=args.classes or 10, input_shape=shape,
                           init=args.init or "gaussian", dtype=args.dtype, rng=args.seed)
     return models.vgg16(n_classes=args.classes or 1000, input_shape=shape, init=args.init or "he",
-                        dtype=args.dtype, rng=args.seed)
+                        dtype=args.dtype, rng=args.seed, weights=args.weights)
 
 
 def _title(args):
@@ -158,7 +180,7 @@ def _title(args):
         return f"random 3-layer CNN, N={args.filters}, {args.kernel_size}x{args.kernel_size} filters"
     if args.model == "fcn":
         return f"random fully connected net, N={args.hidden}"
-    return "random VGG-16"
+    return "VGG-16 (" + (os.path.basename(args.weights) if args.weights else "random") + ")"
 
 
 def cmd_visualize(args):
@@ -198,12 +220,13 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        commands = {"visualize": cmd_visualize, "theory": cmd_theory, "reproduce": cmd_reproduce}
+        commands = {"visualize": cmd_visualize, "theory": cmd_theory, "reproduce": cmd_reproduce,
+                    "convert": cmd_convert}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("randvis: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, TypeError, OSError, KeyError) as exc:
+    except (CLIError, ValueError, TypeError, OSError, KeyError, ImportError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"randvis: error: {msg}", file=sys.stderr)
         return 2

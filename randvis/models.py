@@ -237,7 +237,7 @@ def random_cnn(depth, width=64, kernel_size=3, pool_every=None, pool_type="max",
 
 
 def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_width=4096,
-          pool_type="max", dtype=np.float32, rng=None):
+          pool_type="max", dtype=np.float32, rng=None, weights=None, sha256=None):
     """VGG-16 (configuration D): 13 conv 3x3 + ReLU, 5 max-pools 2x2, 3 dense.
 
     Layer names follow the widely shared weight files: ``conv1_1`` ...
@@ -256,6 +256,12 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
     fc_width : int
     pool_type : "max" or "avg"
         "avg" gives the average-pooling ablation.
+    weights : path, optional
+        Trained weights (randvis npz, the paper's ``vgg16_weights.npz``, a
+        PyTorch VGG-16 state_dict or Keras .h5; see :func:`randvis.weights.load_vgg16`).
+        The architecture then comes from the file.
+    sha256 : str, optional
+        Expected digest of the weight file.
 
     Examples
     --------
@@ -263,6 +269,13 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
     >>> net.layers[-1].name, net.n_classes
     ('fc8', 10)
     """
+    if weights is not None:
+        from .weights import load_vgg16
+
+        net = load_vgg16(weights, dtype=dtype, sha256=sha256)
+        if n_classes not in (None, 1000, net.n_classes):
+            raise ValueError(f"n_classes={n_classes} but {weights} has {net.n_classes} classes")
+        return net
     _check_init(init)
     rng = _rng(rng)
     if len(input_shape) != 3:

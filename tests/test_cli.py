@@ -67,3 +67,20 @@ def test_unreadable_image_file(tmp_path):
     bad.write_text("not an image")
     res = _run("visualize", str(bad), "--size", "32")
     assert res.returncode == 2 and "notes.png" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_convert_then_visualize_with_weights(tmp_path):
+    import randvis
+    from randvis.weights import save_vgg16_paper_npz
+
+    net = randvis.vgg16(n_classes=7, input_shape=(3, 64, 64), widths=(4, 4, 8, 8, 8), fc_width=16, rng=0)
+    save_vgg16_paper_npz(net, tmp_path / "paper.npz")
+    assert main(["convert", str(tmp_path / "paper.npz"), str(tmp_path / "mine.npz")]) == 0
+    back = randvis.vgg16(weights=tmp_path / "mine.npz")
+    for k, v in net.parameters().items():
+        np.testing.assert_array_equal(back[k], v)
+    out = tmp_path / "v.png"
+    assert main(["visualize", "--model", "vgg16", "--weights", str(tmp_path / "mine.npz"), "--size", "64",
+                 "--out", str(out)]) == 0 and out.exists()
+    res = _run("convert", str(tmp_path / "missing.pth"), str(tmp_path / "x.npz"))
+    assert res.returncode == 2 and "missing.pth" in res.stderr and "Traceback" not in res.stderr

@@ -20,10 +20,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import kernels as K
-from .rules import as_rules
+from .rules import SALIENCY, as_rules
 
-__all__ = ["Layer", "Conv2d", "Dense", "StreamedDense", "ReLU", "ReLU6", "MaxPool2d",
-           "AvgPool2d", "Flatten", "LAYER_TYPES"]
+__all__ = ["Layer", "Conv2d", "DepthwiseConv2d", "Dense", "StreamedDense", "ReLU", "ReLU6",
+           "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Residual", "LAYER_TYPES"]
 
 #: streamed passes over more weights than this show a progress bar (on a terminal)
 PROGRESS_WEIGHTS = 1 << 30
@@ -79,8 +79,16 @@ def _rule_blocks(g, mask, rule, backward):
     return out
 
 
+def _rows(a):
+    """View (n, c, ...) as (n*c, rest): the elementwise kernels parallelise over rows,
+    and a single image would otherwise be one row. Row ``b`` of a stacked signal
+    still meets mask row ``b % rows(mask)`` (the blocks are stacked along the batch)."""
+    a = np.ascontiguousarray(a)
+    return a.reshape(a.shape[0] * a.shape[1], -1) if a.ndim >= 3 else a
+
+
 def _masked_backward(g, mask, r):
-    return K.relu_backward(g, mask, r.forward_mask, r.backward_relu)
+    return K.relu_backward(_rows(g), _rows(mask), r.forward_mask, r.backward_relu).reshape(g.shape)
 
 
 class ReLU(Layer):
@@ -98,7 +106,8 @@ class ReLU6(Layer):
     """y = min(max(x, 0), 6); forward mask 1(0 < x < 6), then the rule as for ReLU."""
 
     def forward(self, x):
-        return K.clip_mask(x, 0.0, 6.0)
+        y, mask = K.clip_mask(_rows(x), 0.0, 6.0)
+        return y.reshape(x.shape), mask.reshape(x.shape)
 
     def backward(self, g, mask, rule):
         return _rule_blocks(g, mask, rule, _masked_backward)
@@ -160,6 +169,87 @@ class Conv2d(Layer):
                                                   self.pads(x.shape[2:]))}
         if self.bias is not None:
             out["bias"] = K.conv2d_backward_bias(g)
+        return out
+
+
+class DepthwiseConv2d(Layer):
+    """Depthwise 2-D cross-correlation: channel ``c`` is filtered by its own
+    kernel, ``y[:, c] = w[c, 0] * x[:, c] + b[c]`` (no channel mixing).
+
+    The backward is the ordinary adjoint for every rule (a linear layer).
+
+    Parameters
+    ----------
+    weight : ndarray, shape (c, 1, kh, kw)
+        PyTorch's layout for ``Conv2d(c, c, k, groups=c)``.
+    bias : ndarray, shape (c,), or None
+    stride : int or (sh, sw)
+    padding : "same" (TensorFlow convention), "valid", int, (ph, pw) or
+        ((top, bottom), (left, right))
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randvis.layers import DepthwiseConv2d
+    >>> layer = DepthwiseConv2d(np.ones((2, 1, 3, 3)), np.array([0.0, 1.0]), stride=2)
+    >>> layer.output_shape((2, 7, 7))
+    (2, 4, 4)
+    >>> y, cache = layer.forward(np.ones((1, 2, 7, 7)))
+    >>> y[0, :, 1, 1].tolist()                    # a full 3x3 window of ones (+ bias)
+    [9.0, 10.0]
+    >>> layer.backward(np.ones_like(y), cache, "gbp").shape
+    (1, 2, 7, 7)
+    """
+
+    param_names = ("weight", "bias")
+
+    def __init__(self, weight, bias=None, stride=1, padding="same", name=None):
+        super().__init__(name)
+        weight = np.asarray(weight)
+        if weight.ndim != 4 or weight.shape[1] != 1:
+            raise ValueError(f"depthwise weight must have shape (c, 1, kh, kw), got {weight.shape}")
+        self.weight = weight
+        self.bias = None if bias is None else np.asarray(bias, dtype=weight.dtype)
+        if self.bias is not None and self.bias.shape != (weight.shape[0],):
+            raise ValueError(f"depthwise bias must have shape ({weight.shape[0]},), got {self.bias.shape}")
+        self.stride = K.as_pair(stride, "stride")
+        K.resolve_padding(padding, (1, 1), (1, 1), (1, 1))  # validates the spec
+        self.padding = padding
+
+    @property
+    def channels(self):
+        return self.weight.shape[0]
+
+    @property
+    def kernel_size(self):
+        return self.weight.shape[2:]
+
+    def pads(self, in_hw):
+        return K.resolve_padding(self.padding, in_hw, self.kernel_size, self.stride)
+
+    def output_shape(self, in_shape):
+        c, h, w = _expect_image(in_shape, self)
+        if c != self.channels:
+            raise ValueError(f"{self.name}: expects {self.channels} input channels, got {c}")
+        ho, wo = K.output_hw((h, w), self.kernel_size, self.stride, self.pads((h, w)))
+        return (c, ho, wo)
+
+    def config(self):
+        return {"stride": list(self.stride), "padding": _jsonable(self.padding)}
+
+    def forward(self, x):
+        y = K.depthwise_forward(x, self.weight, self.bias, self.stride, self.pads(x.shape[2:]))
+        return y, x
+
+    def backward(self, g, x, rule=None):
+        return K.depthwise_backward_input(g, self.weight, x.shape[2:], self.stride,
+                                          self.pads(x.shape[2:]))
+
+    def param_grads(self, g, x):
+        out = {"weight": K.depthwise_backward_weight(g, x, self.kernel_size, self.stride,
+                                                     self.pads(x.shape[2:]))}
+        if self.bias is not None:
+            out["bias"] = K.depthwise_backward_bias(g)
         return out
 
 
@@ -377,6 +467,135 @@ class AvgPool2d(_Pool):
         return K.avgpool2d_backward(g, hw, self.size, self.stride, self.pads(hw))
 
 
+class GlobalAvgPool2d(Layer):
+    """(n, c, h, w) -> (n, c): the mean of every channel plane; backward spreads
+    ``g[n, c] / (h*w)`` evenly over the plane (the adjoint, for every rule).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randvis.layers import GlobalAvgPool2d
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> y, hw = GlobalAvgPool2d().forward(x)
+    >>> y.tolist()
+    [[1.5, 5.5]]
+    >>> GlobalAvgPool2d().backward(np.array([[4.0, 8.0]]), hw)[0, :, 0, 0].tolist()
+    [1.0, 2.0]
+    """
+
+    def output_shape(self, in_shape):
+        c, _, _ = _expect_image(in_shape, self)
+        return (c,)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h * w).mean(axis=2), (h, w)
+
+    def backward(self, g, hw, rule=None):
+        h, w = hw
+        spread = g / g.dtype.type(h * w)
+        return np.ascontiguousarray(np.broadcast_to(spread[:, :, None, None], g.shape + (h, w)))
+
+
+class Residual(Layer):
+    """A residual block ``y = x + body(x)``, ``body`` a chain of layers.
+
+    Backward: ``g + body.backward(g)`` with the same rule(s) in the body (the
+    ordinary adjoint of the addition: the identity branch passes the signal
+    unchanged, whatever the rule). The body's parameters are named
+    ``<inner layer>.<param>`` here, so ``<residual>.<inner layer>.<param>`` in a
+    :class:`~randvis.network.Sequential`.
+
+    Parameters
+    ----------
+    body : list of Layer
+        Layers without a name get ``<type><index>`` names; names must be
+        unique and must not contain ``"."``. The body must keep the shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randvis.layers import Conv2d, ReLU6, Residual
+    >>> block = Residual([Conv2d(np.eye(2).reshape(2, 2, 1, 1), name="pw"), ReLU6()])
+    >>> sorted(block.params())
+    ['pw.weight']
+    >>> y, cache = block.forward(np.full((1, 2, 3, 3), 7.0))
+    >>> float(y[0, 0, 0, 0])                     # 7 + relu6(7)
+    13.0
+    >>> float(block.backward(np.ones_like(y), cache, "saliency")[0, 0, 0, 0])  # 1 + 0
+    1.0
+    """
+
+    def __init__(self, body, name=None):
+        super().__init__(name)
+        body = list(body)
+        if not body:
+            raise ValueError("a residual block needs at least one layer in its body")
+        seen = set()
+        for i, layer in enumerate(body):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"body layer {i} is not a Layer: {layer!r}")
+            if layer.name is None:
+                layer.name = f"{type(layer).__name__.lower()}{i}"
+            if "." in layer.name:
+                raise ValueError(f"layer names inside a residual block must not contain '.': {layer.name!r}")
+            if layer.name in seen:
+                raise ValueError(f"duplicate layer name {layer.name!r} in a residual block")
+            seen.add(layer.name)
+        self.body = body
+
+    def layer(self, name):
+        for layer in self.body:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer named {name!r} in {self.name!r}")
+
+    def params(self):
+        return {f"{l.name}.{k}": v for l in self.body for k, v in l.params().items()}
+
+    def astype(self, dtype):
+        new = self.__class__.__new__(self.__class__)
+        new.__dict__.update(self.__dict__)
+        new.body = [l.astype(dtype) for l in self.body]
+        return new
+
+    def output_shape(self, in_shape):
+        shape = tuple(in_shape)
+        for layer in self.body:
+            shape = tuple(layer.output_shape(shape))
+        if shape != tuple(in_shape):
+            raise ValueError(f"{self.name}: the body maps {tuple(in_shape)} to {shape}; "
+                             "a residual block must keep the shape")
+        return shape
+
+    def config(self):
+        return {"body": [{"type": type(l).__name__, "name": l.name, **l.config()} for l in self.body]}
+
+    def forward(self, x):
+        caches = []
+        h = x
+        for layer in self.body:
+            h, cache = layer.forward(h)
+            caches.append(cache)
+        return x + h, caches
+
+    def _body_backward(self, g, caches, rule):
+        for layer, cache in zip(reversed(self.body), reversed(caches)):
+            g = layer.backward(g, cache, rule)
+        return g
+
+    def backward(self, g, caches, rule):
+        return g + self._body_backward(g, caches, rule)
+
+    def param_grads(self, g, caches):
+        out = {}
+        for layer, cache in zip(reversed(self.body), reversed(caches)):
+            for k, v in layer.param_grads(g, cache).items():
+                out[f"{layer.name}.{k}"] = v
+            g = layer.backward(g, cache, SALIENCY)
+        return out
+
+
 class Flatten(Layer):
     """(n, c, h, w) -> (n, c*h*w) in C order (channel-major, PyTorch's order)."""
 
@@ -403,4 +622,5 @@ def _jsonable(v):
 
 
 LAYER_TYPES = {cls.__name__: cls for cls in
-               (Conv2d, Dense, StreamedDense, ReLU, ReLU6, MaxPool2d, AvgPool2d, Flatten)}
+               (Conv2d, DepthwiseConv2d, Dense, StreamedDense, ReLU, ReLU6, MaxPool2d, AvgPool2d,
+                GlobalAvgPool2d, Flatten, Residual)}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._io import atomic_savez
-from .layers import LAYER_TYPES, Conv2d, Dense, Layer, StreamedDense
+from .layers import LAYER_TYPES, Conv2d, Dense, DepthwiseConv2d, Layer, Residual, StreamedDense
 from .rules import SALIENCY, as_rules
 
 __all__ = ["Sequential", "Trace", "check_input"]
@@ -90,8 +90,7 @@ class Sequential:
             seen.add(layer.name)
             if layer.params() and any(v.dtype != self.dtype for v in layer.params().values()):
                 layer = layer.astype(self.dtype)
-            if isinstance(layer, StreamedDense):
-                layer.dtype = self.dtype
+            _set_streamed_dtype(layer, self.dtype)
             self.layers.append(layer)
         self.shapes = [self.input_shape]
         for layer in self.layers:
@@ -105,15 +104,34 @@ class Sequential:
         return self.shapes[-1][0]
 
     def layer(self, name):
+        """The layer called ``name``; ``"block.inner"`` reaches a layer inside a
+        :class:`~randvis.layers.Residual` block."""
         for layer in self.layers:
             if layer.name == name:
                 return layer
+        head, dot, rest = name.partition(".")
+        if dot:
+            for layer in self.layers:
+                if layer.name == head and isinstance(layer, Residual):
+                    try:
+                        return _inner_layer(layer, rest)
+                    except KeyError:
+                        break
         raise KeyError(f"no layer named {name!r}")
 
     def parameters(self):
         """All parameters as ``{"layer.param": array}`` (the live arrays: writes
-        through them change the network)."""
+        through them change the network). Parameters inside a
+        :class:`~randvis.layers.Residual` block are ``"block.layer.param"``."""
         return {f"{l.name}.{k}": v for l in self.layers for k, v in l.params().items()}
+
+    def _param_owner(self, name):
+        """(layer, local parameter name) owning the parameter ``name``."""
+        for layer in self.layers:
+            for owner, pname, full in _walk_params(layer, layer.name):
+                if full == name:
+                    return owner, pname
+        raise KeyError(f"no parameter named {name!r}")
 
     def __getitem__(self, name):
         params = self.parameters()
@@ -122,10 +140,7 @@ class Sequential:
         return params[name]
 
     def __setitem__(self, name, value):
-        lname, _, pname = name.rpartition(".")
-        layer = self.layer(lname)
-        if pname not in layer.params():
-            raise KeyError(f"no parameter named {name!r}")
+        layer, pname = self._param_owner(name)
         old = getattr(layer, pname)
         value = np.asarray(value)
         if value.shape != old.shape:
@@ -141,11 +156,13 @@ class Sequential:
     def summary(self):
         """A one-line-per-layer table of names, types and output shapes."""
         lines = [f"input {self.input_shape}"]
+        wn = max([12] + [len(l.name) for l in self.layers])
+        wt = max([13] + [len(type(l).__name__) for l in self.layers])
         for layer, shape in zip(self.layers, self.shapes[1:]):
             n = sum(v.size for v in layer.params().values())
             if isinstance(layer, StreamedDense):
                 n += layer.in_features * layer.out_features
-            lines.append(f"{layer.name:<12} {type(layer).__name__:<13} {str(shape):<18} {n:>12,d}")
+            lines.append(f"{layer.name:<{wn}} {type(layer).__name__:<{wt}} {str(shape):<18} {n:>12,d}")
         return "\n".join(lines)
 
     def __repr__(self):
@@ -237,11 +254,52 @@ class Sequential:
         return cls(layers, arch["input_shape"], dtype, arch.get("info"))
 
 
+def _set_streamed_dtype(layer, dtype):
+    if isinstance(layer, StreamedDense):
+        layer.dtype = dtype
+    elif isinstance(layer, Residual):
+        for inner in layer.body:
+            _set_streamed_dtype(inner, dtype)
+
+
+def _inner_layer(block, path):
+    """The layer at dotted ``path`` inside a Residual block."""
+    head, dot, rest = path.partition(".")
+    layer = block.layer(head)
+    if not dot:
+        return layer
+    if not isinstance(layer, Residual):
+        raise KeyError(path)
+    return _inner_layer(layer, rest)
+
+
+def _walk_params(layer, prefix):
+    """Yield (owning layer, local name, full name) for every parameter of ``layer``."""
+    if isinstance(layer, Residual):
+        for inner in layer.body:
+            yield from _walk_params(inner, f"{prefix}.{inner.name}")
+        return
+    for k in layer.params():
+        yield layer, k, f"{prefix}.{k}"
+
+
 def _build_layer(kind, name, spec, p, dtype):
+    if kind is Residual:
+        body = []
+        for inner in spec.pop("body", []):
+            inner = dict(inner)
+            ikind, iname = inner.pop("type"), inner.pop("name")
+            if ikind not in LAYER_TYPES:
+                raise ValueError(f"unknown layer type {ikind!r} in {name!r}")
+            ip = {k.split(".", 1)[1]: p.pop(k) for k in list(p) if k.split(".", 1)[0] == iname}
+            body.append(_build_layer(LAYER_TYPES[ikind], iname, inner, ip, dtype))
+        if p:
+            raise ValueError(f"layer {name!r}: parameters without a layer: {sorted(p)}")
+        return Residual(body, name=name)
     for k in ("stride", "size", "padding"):
         if isinstance(spec.get(k), list):
             spec[k] = tuple(tuple(v) if isinstance(v, list) else v for v in spec[k])
-    if kind in (Conv2d, Dense):
+    if kind in (Conv2d, DepthwiseConv2d, Dense):
         if "weight" not in p:
             raise ValueError(f"layer {name!r}: missing parameter {name}.weight")
         return kind(p.pop("weight"), p.pop("bias", None), name=name, **spec)

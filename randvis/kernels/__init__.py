@@ -18,3 +18,9 @@ __all__ = [
     "maxpool2d_forward", "output_hw", "relu_backward", "resolve_padding",
     "set_num_threads", "threading_layer",
 ]
+
+from .depthwise import (depthwise_backward_bias, depthwise_backward_input,  # noqa: E402
+                        depthwise_backward_weight, depthwise_forward)
+
+__all__ += ["depthwise_backward_bias", "depthwise_backward_input", "depthwise_backward_weight",
+            "depthwise_forward"]

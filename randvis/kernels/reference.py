@@ -174,3 +174,73 @@ def relu_backward(g, mask, forward_mask, backward_relu):
     if forward_mask:
         t = t * np.concatenate([mask] * reps, axis=0)
     return t.astype(g.dtype)
+
+
+def _depthwise_planes(w):
+    w = np.asarray(w)
+    return w.reshape(w.shape[0], w.shape[-2], w.shape[-1])
+
+
+def depthwise_forward(x, w, b, stride, pads):
+    """Depthwise convolution, weights (c, 1, kh, kw): channel c is filtered by
+    its own kernel, y[n, c, i, j] = b[c] + sum_{u,v} w[c, 0, u, v] * xpad[n, c, i*sh + u, j*sw + v]."""
+    n, c, h, wd = x.shape
+    w3 = _depthwise_planes(w)
+    kh, kw = w3.shape[1:]
+    sh, sw = stride
+    ho, wo = output_hw((h, wd), (kh, kw), stride, pads)
+    xp = _padded(x, pads)
+    y = np.zeros((n, c, ho, wo), dtype=x.dtype)
+    for ni in range(n):
+        for ci in range(c):
+            for i in range(ho):
+                for j in range(wo):
+                    y[ni, ci, i, j] = np.sum(xp[ni, ci, i * sh:i * sh + kh, j * sw:j * sw + kw] * w3[ci])
+            if b is not None:
+                y[ni, ci] += b[ci]
+    return y
+
+
+def depthwise_backward_input(g, w, x_hw, stride, pads):
+    """Adjoint of the depthwise convolution in x: each output gradient is spread
+    back over its window of its own channel, weighted by that channel's kernel.
+    ``g`` may stack several batches (the weights do not depend on the sample)."""
+    n, c, ho, wo = g.shape
+    w3 = _depthwise_planes(w)
+    kh, kw = w3.shape[1:]
+    sh, sw = stride
+    t, b, l, r = pads
+    h, wd = x_hw
+    dxp = np.zeros((n, c, h + t + b, wd + l + r), dtype=g.dtype)
+    for ni in range(n):
+        for ci in range(c):
+            for i in range(ho):
+                for j in range(wo):
+                    dxp[ni, ci, i * sh:i * sh + kh, j * sw:j * sw + kw] += g[ni, ci, i, j] * w3[ci]
+    return dxp[:, :, t:t + h, l:l + wd]
+
+
+def depthwise_backward_weight(g, x, kernel_hw, stride, pads):
+    """dw[c, 0, u, v] = sum_{n,i,j} g[n, c, i, j] * xpad[n, c, i*sh + u, j*sw + v]."""
+    n, c, ho, wo = g.shape
+    kh, kw = kernel_hw
+    sh, sw = stride
+    xp = _padded(x, pads)
+    dw = np.zeros((c, 1, kh, kw), dtype=g.dtype)
+    for ni in range(n):
+        for ci in range(c):
+            for i in range(ho):
+                for j in range(wo):
+                    dw[ci, 0] += g[ni, ci, i, j] * xp[ni, ci, i * sh:i * sh + kh, j * sw:j * sw + kw]
+    return dw
+
+
+def global_avgpool_forward(x):
+    """(n, c, h, w) -> (n, c): the mean of every plane."""
+    return x.sum(axis=(2, 3)) / x.dtype.type(x.shape[2] * x.shape[3])
+
+
+def global_avgpool_backward(g, x_hw):
+    """Adjoint of the global mean: g[n, c] / (h*w) on every pixel of plane (n, c)."""
+    h, wd = x_hw
+    return np.repeat(np.repeat((g / g.dtype.type(h * wd))[:, :, None, None], h, axis=2), wd, axis=3)

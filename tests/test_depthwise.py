@@ -1,0 +1,396 @@
+"""Depthwise convolution kernels against the naive references, and the new layers
+(DepthwiseConv2d, GlobalAvgPool2d, Residual) inside Sequential: parameters by
+nested name, save/load, gradients.
+
+Kernel tolerances are elementwise forward-error bounds, as in test_kernels.py:
+a floating-point sum of L terms is within gamma_L ~= L u of the exact sum times
+sum |t_i| (u the unit roundoff), whatever the summation order; so
+|fast - reference| <= 2 (L + 1) u * magnitude, the magnitude computed by the
+reference on absolute values.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+import randvis.kernels as K
+from randvis.kernels import reference as R
+from randvis.kernels.padding import output_hw, resolve_padding
+from randvis.layers import (Conv2d, Dense, DepthwiseConv2d, Flatten, GlobalAvgPool2d, ReLU, ReLU6,
+                            Residual)
+from randvis.network import Sequential
+from randvis.rules import DECONVNET, GBP, SALIENCY
+
+SEED = 8128
+PAD_KINDS = ("same", "valid", "int", "pair", "quad")
+DTYPES = (np.float32, np.float64)
+
+
+class Config(NamedTuple):
+    n: int
+    c: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    padding: object
+    dtype: type
+    seed: int
+
+    @property
+    def stride(self):
+        return (self.sh, self.sw)
+
+    @property
+    def pads(self):
+        return resolve_padding(self.padding, (self.h, self.w), (self.kh, self.kw), self.stride)
+
+    @property
+    def out_hw(self):
+        return output_hw((self.h, self.w), (self.kh, self.kw), self.stride, self.pads)
+
+
+def _draw(rng, kind, kh, kw):
+    one = lambda k: int(rng.integers(0, min(k, 4) + 1))  # noqa: E731
+    if kind in ("same", "valid"):
+        return kind
+    if kind == "int":
+        return one(min(kh, kw))
+    if kind == "pair":
+        return (one(kh), one(kw))
+    return ((one(kh), one(kh)), (one(kw), one(kw)))
+
+
+def _configs(count=40):
+    rng = np.random.default_rng(SEED)
+    out = []
+    for i in range(count):
+        kind = PAD_KINDS[i % len(PAD_KINDS)]
+        dtype = DTYPES[(i // len(PAD_KINDS)) % 2]
+        kh = 1 + i % 7
+        kw = int(rng.integers(1, 8))
+        sh, sw = (int(s) for s in rng.integers(1, 4, size=2))
+        n, c = int(rng.integers(1, 4)), int(rng.integers(1, 6))
+        while True:
+            h, w = (int(s) for s in rng.integers(1, 15, size=2))
+            cfg = Config(n, c, h, w, kh, kw, sh, sw, _draw(rng, kind, kh, kw), dtype, i)
+            try:
+                cfg.out_hw
+            except ValueError:
+                continue
+            break
+        out.append(cfg)
+    # corner cases: EfficientNet's layers (asymmetric TF 'same' at stride 2), 1x1
+    # images, windows entirely in the padding, a window as large as the image
+    specs = [(2, 3, 8, 8, 3, 3, 2, 2, "same"), (1, 4, 7, 9, 5, 5, 2, 2, "same"),
+             (2, 2, 6, 6, 5, 5, 1, 1, "same"), (3, 2, 1, 1, 3, 3, 1, 1, "same"),
+             (1, 2, 3, 3, 2, 2, 1, 1, 3), (2, 1, 5, 4, 5, 4, 1, 1, "valid")]
+    for j, s in enumerate(specs):
+        for dtype in DTYPES:
+            out.append(Config(*s, dtype, 100 + 2 * j + (dtype is np.float64)))
+    return out
+
+
+CONFIGS = _configs()
+
+
+def _id(cfg):
+    t, b, l, r = cfg.pads
+    return (f"{cfg.seed:03d}-{np.dtype(cfg.dtype).name}-n{cfg.n}c{cfg.c}-{cfg.h}x{cfg.w}"
+            f"-k{cfg.kh}x{cfg.kw}-s{cfg.sh}x{cfg.sw}-p{t}{b}{l}{r}")
+
+
+configs = pytest.mark.parametrize("cfg", CONFIGS, ids=_id)
+
+
+def test_configurations_cover_the_space():
+    assert len(CONFIGS) >= 20
+    assert {(c.padding if isinstance(c.padding, str) else type(c.padding).__name__, c.dtype)
+            for c in CONFIGS} >= {("same", np.float32), ("same", np.float64)}
+    assert {c.sh for c in CONFIGS} == {1, 2, 3} and {c.sw for c in CONFIGS} == {1, 2, 3}
+    assert any(c.pads[0] != c.pads[1] or c.pads[2] != c.pads[3] for c in CONFIGS if c.padding == "same")
+    assert {np.dtype(c.dtype) for c in CONFIGS} == {np.dtype(np.float32), np.dtype(np.float64)}
+
+
+def assert_within_rounding(got, ref, magnitude, terms, dtype):
+    assert got.dtype == np.dtype(dtype), (got.dtype, dtype)
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    u = np.finfo(dtype).eps / 2
+    bound = 2 * (terms + 1) * u * magnitude
+    err = np.abs(got.astype(np.float64) - ref)
+    assert not (err > bound).any(), (err.max(), terms)
+
+
+def _inputs(cfg, reps=1):
+    rng = np.random.default_rng([SEED, cfg.seed])
+    x = rng.normal(size=(cfg.n, cfg.c, cfg.h, cfg.w)).astype(cfg.dtype)
+    w = rng.normal(size=(cfg.c, 1, cfg.kh, cfg.kw)).astype(cfg.dtype)
+    b = rng.normal(size=cfg.c).astype(cfg.dtype)
+    g = rng.normal(size=(reps * cfg.n, cfg.c) + cfg.out_hw).astype(cfg.dtype)
+    return x, w, b, g
+
+
+def _f64(*arrays):
+    return [None if a is None else a.astype(np.float64) for a in arrays]
+
+
+@configs
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "nobias"])
+def test_depthwise_forward(cfg, with_bias):
+    x, w, b, _ = _inputs(cfg)
+    b = b if with_bias else None
+    got = K.depthwise_forward(x, w, b, cfg.stride, cfg.pads)
+    x64, w64, b64 = _f64(x, w, b)
+    ref = R.depthwise_forward(x64, w64, b64, cfg.stride, cfg.pads)
+    mag = R.depthwise_forward(np.abs(x64), np.abs(w64), None if b is None else np.abs(b64),
+                              cfg.stride, cfg.pads)
+    assert_within_rounding(got, ref, mag, cfg.kh * cfg.kw + 1, cfg.dtype)
+
+
+@configs
+@pytest.mark.parametrize("reps", [1, 3], ids=["single", "stacked3"])
+def test_depthwise_backward_input(cfg, reps):
+    _, w, _, g = _inputs(cfg, reps)
+    got = K.depthwise_backward_input(g, w, (cfg.h, cfg.w), cfg.stride, cfg.pads)
+    g64, w64 = _f64(g, w)
+    ref = R.depthwise_backward_input(g64, w64, (cfg.h, cfg.w), cfg.stride, cfg.pads)
+    mag = R.depthwise_backward_input(np.abs(g64), np.abs(w64), (cfg.h, cfg.w), cfg.stride, cfg.pads)
+    assert got.shape == (reps * cfg.n, cfg.c, cfg.h, cfg.w)
+    assert_within_rounding(got, ref, mag, cfg.kh * cfg.kw, cfg.dtype)
+
+
+@configs
+def test_depthwise_backward_weight_and_bias(cfg):
+    x, _, _, g = _inputs(cfg)
+    kernel = (cfg.kh, cfg.kw)
+    got = K.depthwise_backward_weight(g, x, kernel, cfg.stride, cfg.pads)
+    g64, x64 = _f64(g, x)
+    ref = R.depthwise_backward_weight(g64, x64, kernel, cfg.stride, cfg.pads)
+    mag = R.depthwise_backward_weight(np.abs(g64), np.abs(x64), kernel, cfg.stride, cfg.pads)
+    terms = cfg.n * cfg.out_hw[0] * cfg.out_hw[1]
+    assert_within_rounding(got, ref, mag, terms, cfg.dtype)
+    gb = K.depthwise_backward_bias(g)
+    assert_within_rounding(gb, g64.sum(axis=(0, 2, 3)), np.abs(g64).sum(axis=(0, 2, 3)), terms, cfg.dtype)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[::4], ids=_id)
+def test_depthwise_forward_and_backward_are_adjoint(cfg):
+    """<D x, g> = <x, D^T g> (float64), and D^T is linear in g."""
+    x, w, _, g = _inputs(cfg)
+    x, w, g = _f64(x, w, g)
+    y = K.depthwise_forward(x, w, None, cfg.stride, cfg.pads)
+    dx = K.depthwise_backward_input(g, w, (cfg.h, cfg.w), cfg.stride, cfg.pads)
+    lhs, rhs = np.sum(y * g), np.sum(x * dx)
+    assert abs(lhs - rhs) <= 1e-12 * max(1.0, np.sum(np.abs(y * g)))
+    # the weight gradient is the adjoint in w: <D_w x, g> = <w, dW>
+    dw = K.depthwise_backward_weight(g, x, (cfg.kh, cfg.kw), cfg.stride, cfg.pads)
+    assert abs(np.sum(w * dw) - lhs) <= 1e-12 * max(1.0, np.sum(np.abs(y * g)))
+
+
+def test_depthwise_matches_grouped_full_convolution():
+    """A depthwise conv is the full conv with a block-diagonal weight."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 3, 9, 7))
+    w = rng.normal(size=(3, 1, 3, 5))
+    full = np.zeros((3, 3, 3, 5))
+    for c in range(3):
+        full[c, c] = w[c, 0]
+    pads = resolve_padding("same", (9, 7), (3, 5), (2, 2))
+    np.testing.assert_allclose(K.depthwise_forward(x, w, None, (2, 2), pads),
+                               K.conv2d_forward(x, full, None, (2, 2), pads), atol=1e-12)
+
+
+def test_depthwise_results_do_not_depend_on_thread_count():
+    cfg = Config(2, 5, 13, 11, 5, 3, 2, 1, "same", np.float32, 999)
+    x, w, b, g = _inputs(cfg, 3)
+    old = K.get_num_threads()
+    try:
+        outs = []
+        for t in sorted({1, old}):
+            K.set_num_threads(t)
+            outs.append((K.depthwise_forward(x, w, b, cfg.stride, cfg.pads),
+                         K.depthwise_backward_input(g, w, (cfg.h, cfg.w), cfg.stride, cfg.pads),
+                         K.depthwise_backward_weight(g[:2], x, (5, 3), cfg.stride, cfg.pads)))
+    finally:
+        K.set_num_threads(old)
+    for a, b_ in zip(outs[0], outs[-1]):
+        assert np.array_equal(a, b_)
+
+
+def test_global_avgpool_kernel_references():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 3, 4, 5))
+    layer = GlobalAvgPool2d()
+    y, hw = layer.forward(x)
+    np.testing.assert_allclose(y, R.global_avgpool_forward(x), atol=1e-15)
+    g = rng.normal(size=(6, 3))  # three stacked blocks
+    np.testing.assert_allclose(layer.backward(g, hw, (SALIENCY, GBP, DECONVNET)),
+                               R.global_avgpool_backward(g, (4, 5)), atol=1e-15)
+    # adjoint
+    assert np.isclose(np.sum(y * g[:2]), np.sum(x * layer.backward(g[:2], hw)))
+
+
+# --------------------------------------------------------------------------- layers
+
+def test_depthwise_layer_validates():
+    with pytest.raises(ValueError, match=r"\(c, 1, kh, kw\)"):
+        DepthwiseConv2d(np.ones((3, 2, 3, 3)))
+    with pytest.raises(ValueError, match="bias"):
+        DepthwiseConv2d(np.ones((3, 1, 3, 3)), np.ones(2))
+    layer = DepthwiseConv2d(np.ones((3, 1, 3, 3)), name="dw")
+    with pytest.raises(ValueError, match="3 input channels"):
+        layer.output_shape((4, 8, 8))
+    assert layer.output_shape((3, 8, 8)) == (3, 8, 8)
+    assert DepthwiseConv2d(np.ones((3, 1, 5, 5)), stride=2).output_shape((3, 7, 7)) == (3, 4, 4)
+    assert DepthwiseConv2d(np.ones((3, 1, 3, 3)), padding="valid").output_shape((3, 7, 7)) == (3, 5, 5)
+
+
+def test_residual_validates():
+    conv = lambda name=None: Conv2d(np.zeros((2, 2, 1, 1)), name=name)  # noqa: E731
+    with pytest.raises(ValueError, match="at least one"):
+        Residual([])
+    with pytest.raises(ValueError, match="duplicate"):
+        Residual([conv("a"), conv("a")])
+    with pytest.raises(ValueError, match="'.'"):
+        Residual([conv("a.b")])
+    with pytest.raises(TypeError, match="not a Layer"):
+        Residual([conv(), "relu"])
+    block = Residual([Conv2d(np.zeros((3, 2, 1, 1)))], name="r")
+    with pytest.raises(ValueError, match="keep the shape"):
+        block.output_shape((2, 4, 4))
+
+
+def _tiny_net(rng, dtype=np.float64):
+    """Conv stem -> residual(expand, relu6, depthwise, relu6, project) -> depthwise s2
+    -> relu -> global pool -> dense."""
+    return Sequential([
+        Conv2d(rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4), padding="same", name="stem"),
+        ReLU6(name="stem_act"),
+        Residual([Conv2d(rng.normal(size=(8, 4, 1, 1)), rng.normal(size=8), padding="valid", name="expand"),
+                  ReLU6(name="expand_act"),
+                  DepthwiseConv2d(rng.normal(size=(8, 1, 3, 3)), rng.normal(size=8), name="dw"),
+                  ReLU6(name="dw_act"),
+                  Conv2d(rng.normal(size=(4, 8, 1, 1)) * 0.3, rng.normal(size=4), padding="valid",
+                         name="project")], name="block"),
+        DepthwiseConv2d(rng.normal(size=(4, 1, 5, 5)), None, stride=2, name="dw2"),
+        ReLU(name="relu"),
+        GlobalAvgPool2d(name="pool"),
+        Dense(rng.normal(size=(3, 4)), rng.normal(size=3), name="fc"),
+    ], (2, 7, 6), dtype)
+
+
+def test_nested_parameter_names_get_set_and_layer_lookup():
+    net = _tiny_net(np.random.default_rng(0))
+    names = set(net.parameters())
+    assert {"block.expand.weight", "block.dw.bias", "block.project.weight", "dw2.weight",
+            "stem.bias", "fc.weight"} <= names
+    assert "dw2.bias" not in names
+    assert net.layer("block.dw") is net.layer("block").body[2]
+    with pytest.raises(KeyError):
+        net.layer("block.nothere")
+    new = np.full((8, 1, 3, 3), 0.5)
+    net["block.dw.weight"] = new
+    assert np.array_equal(net.layer("block.dw").weight, new)
+    with pytest.raises(ValueError, match="shape"):
+        net["block.dw.weight"] = np.ones((8, 1, 2, 2))
+    with pytest.raises(KeyError, match="no parameter"):
+        net["block.dw.nothere"] = new
+    with pytest.raises(KeyError, match="no parameter"):
+        net["block.nothere.weight"] = new
+    assert "block" in net.summary() and "Residual" in net.summary()
+
+
+def test_save_load_roundtrip_with_nested_layers(tmp_path):
+    net = _tiny_net(np.random.default_rng(1), np.float32)
+    path = net.save(tmp_path / "tiny.npz") or tmp_path / "tiny.npz"
+    back = Sequential.load(path)
+    assert back.architecture() == net.architecture()
+    assert set(back.parameters()) == set(net.parameters())
+    for k, v in net.parameters().items():
+        assert np.array_equal(back[k], v) and back[k].dtype == np.float32
+    x = np.random.default_rng(2).normal(size=(2, 2, 7, 6))
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))
+    maps = back.backward_stacked(back.forward(x)[1], np.eye(3)[[0, 2]], (SALIENCY, GBP))
+    ref = net.backward_stacked(net.forward(x)[1], np.eye(3)[[0, 2]], (SALIENCY, GBP))
+    np.testing.assert_array_equal(maps, ref)
+
+
+def test_astype_converts_nested_layers():
+    net = _tiny_net(np.random.default_rng(3))
+    n32 = net.astype(np.float32)
+    assert all(v.dtype == np.float32 for v in n32.parameters().values())
+    assert all(v.dtype == np.float64 for v in net.parameters().values())
+    x = np.random.default_rng(4).normal(size=(1, 2, 7, 6))
+    np.testing.assert_allclose(n32.predict(x), net.predict(x), rtol=1e-4, atol=1e-4)
+
+
+def test_single_rule_equals_stacked_rules_through_residual():
+    net = _tiny_net(np.random.default_rng(5))
+    x = np.random.default_rng(6).normal(size=(2, 2, 7, 6)) * 2
+    logits, trace = net.forward(x)
+    seed = np.random.default_rng(7).normal(size=logits.shape)
+    stacked = net.backward_stacked(trace, seed, (SALIENCY, DECONVNET, GBP))
+    for i, rule in enumerate((SALIENCY, DECONVNET, GBP)):
+        np.testing.assert_allclose(net.backward(trace, seed, rule), stacked[i], rtol=0, atol=1e-13)
+
+
+def test_parameter_gradients_of_nested_layers_match_finite_differences():
+    rng = np.random.default_rng(8)
+    net = _tiny_net(rng)
+    x = rng.normal(size=(2, 2, 7, 6))
+    logits, trace = net.forward(x)
+    seed = rng.normal(size=logits.shape)
+    _, grads = net.gradients(trace, seed)
+    assert set(grads) == set(net.parameters())
+    h = 1e-6
+    for name in ("block.dw.weight", "block.dw.bias", "block.expand.weight", "block.project.bias",
+                 "dw2.weight", "stem.weight"):
+        flat = net[name].reshape(-1)
+        for i in rng.choice(flat.size, min(3, flat.size), replace=False):
+            old = flat[i]
+            flat[i] = old + h
+            fp = np.sum(seed * net.predict(x))
+            flat[i] = old - h
+            fm = np.sum(seed * net.predict(x))
+            flat[i] = old
+            fd = (fp - fm) / (2 * h)
+            assert abs(grads[name].reshape(-1)[i] - fd) <= 1e-5 * max(1.0, abs(fd)), (name, i)
+
+
+def test_relu_layers_unchanged_by_row_view():
+    """ReLU/ReLU6 work on (n*c, rest) rows; results equal the plain formulas for
+    images, vectors and stacked signals."""
+    rng = np.random.default_rng(9)
+    for shape in [(2, 3, 4, 5), (3, 7)]:
+        x = rng.normal(size=shape) * 5
+        for layer, mask in ((ReLU6(), (x > 0) & (x < 6)), (ReLU(), x > 0)):
+            y, m = layer.forward(x)
+            assert np.array_equal(m, mask)
+            assert np.array_equal(y, np.clip(x, 0, 6) if isinstance(layer, ReLU6) else np.maximum(x, 0))
+            g = rng.normal(size=(3 * shape[0],) + shape[1:])
+            out = layer.backward(g, m, (SALIENCY, DECONVNET, GBP))
+            for k, rule in enumerate((SALIENCY, DECONVNET, GBP)):
+                blk = g[k * shape[0]:(k + 1) * shape[0]]
+                assert np.array_equal(out[k * shape[0]:(k + 1) * shape[0]], rule.apply_numpy(blk, m))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layers_keep_the_dtype(dtype):
+    net = _tiny_net(np.random.default_rng(10), dtype)
+    x = np.random.default_rng(11).normal(size=(1, 2, 7, 6))
+    logits, trace = net.forward(x)
+    assert logits.dtype == np.dtype(dtype)
+    assert net.backward(trace, np.ones_like(logits), GBP).dtype == np.dtype(dtype)
+
+
+def test_flatten_after_depthwise_in_a_plain_network():
+    """Depthwise layers also work in nets ending in Flatten + Dense."""
+    rng = np.random.default_rng(12)
+    net = Sequential([DepthwiseConv2d(rng.normal(size=(2, 1, 3, 3)), stride=2), ReLU(), Flatten(),
+                      Dense(rng.normal(size=(4, 2 * 3 * 3)))], (2, 5, 5), np.float64)
+    assert net.shapes[1] == (2, 3, 3)
+    assert list(net.parameters()) == ["depthwiseconv2d0.weight", "dense3.weight"]

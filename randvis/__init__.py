@@ -10,8 +10,8 @@ Examples
 >>> sorted(maps)
 ['deconvnet', 'gbp', 'saliency']
 """
-from .layers import (AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU, ReLU6,
-                     StreamedDense)
+from .layers import (AvgPool2d, Conv2d, Dense, DepthwiseConv2d, Flatten, GlobalAvgPool2d,
+                     MaxPool2d, ReLU, ReLU6, Residual, StreamedDense)
 from .methods import METHODS, make_seed, visualize
 from .models import fcn, random_cnn, three_layer_cnn, vgg16
 from .network import Sequential
@@ -20,7 +20,8 @@ from .rules import DECONVNET, GBP, SALIENCY, Rule, get_rule
 __version__ = "0.1.0"
 
 __all__ = [
-    "AvgPool2d", "Conv2d", "DECONVNET", "Dense", "Flatten", "GBP", "METHODS", "MaxPool2d",
+    "AvgPool2d", "Conv2d", "DECONVNET", "Dense", "DepthwiseConv2d", "Flatten", "GlobalAvgPool2d",
+    "Residual", "GBP", "METHODS", "MaxPool2d",
     "ReLU", "ReLU6", "Rule", "SALIENCY", "Sequential", "StreamedDense", "fcn", "get_rule",
     "make_seed", "random_cnn", "three_layer_cnn", "vgg16", "visualize",
 ]

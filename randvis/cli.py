@@ -14,7 +14,7 @@ import time
 
 _T0 = time.perf_counter()
 
-MODELS = ("cnn3", "fcn", "vgg16")
+MODELS = ("cnn3", "fcn", "vgg16", "efficientnet-lite0")
 
 
 class CLIError(Exception):
@@ -31,7 +31,8 @@ def _parser():
     v.add_argument("image", nargs="?", default=None,
                    help="PNG/JPEG file (default: the built-in grace_hopper sample)")
     v.add_argument("--model", choices=MODELS, default="cnn3",
-                   help="random three-layer CNN, random fully connected net, or VGG-16 (default cnn3)")
+                   help="random three-layer CNN, random fully connected net, VGG-16 (random or --weights), "
+                        "or the ImageNet-trained EfficientNet-Lite0 (default cnn3)")
     v.add_argument("--filters", type=int, default=64, help="cnn3: number of filters N (default 64)")
     v.add_argument("--kernel-size", type=int, default=7, help="cnn3: filter size (default 7)")
     v.add_argument("--pool", type=int, default=None, help="cnn3: max-pooling window (default none)")
@@ -171,6 +172,10 @@ def _build(args, shape, np):
     if args.model == "fcn":
         return models.fcn(args.hidden, n_classes=args.classes or 10, input_shape=shape,
                           init=args.init or "gaussian", dtype=args.dtype, rng=args.seed)
+    if args.model == "efficientnet-lite0":
+        from .efficientnet import efficientnet_lite0
+
+        return efficientnet_lite0("pretrained", dtype=args.dtype, input_shape=shape)
     return models.vgg16(n_classes=args.classes or 1000, input_shape=shape, init=args.init or "he",
                         dtype=args.dtype, rng=args.seed, weights=args.weights)
 
@@ -180,6 +185,8 @@ def _title(args):
         return f"random 3-layer CNN, N={args.filters}, {args.kernel_size}x{args.kernel_size} filters"
     if args.model == "fcn":
         return f"random fully connected net, N={args.hidden}"
+    if args.model == "efficientnet-lite0":
+        return "EfficientNet-Lite0 (ImageNet-trained)"
     return "VGG-16 (" + (os.path.basename(args.weights) if args.weights else "random") + ")"
 
 
@@ -192,11 +199,18 @@ def cmd_visualize(args):
 
     if args.size < 1:
         raise CLIError(f"--size must be >= 1, got {args.size}")
+    trained = args.model == "efficientnet-lite0"
     if args.image is None:
-        img, label = images.sample_image("grace_hopper", size=args.size), "grace_hopper (built-in)"
+        img, label = images.sample_image("grace_hopper", size=None if trained else args.size), "grace_hopper (built-in)"
     else:
-        img, label = images.load_image(args.image, size=args.size), os.path.basename(args.image)
-    x = images.preprocess(img)
+        img, label = images.load_image(args.image, size=None if trained else args.size), os.path.basename(args.image)
+    if trained:
+        from .efficientnet import MEAN_RGB, STDDEV_RGB, preprocess_efficientnet
+
+        x = preprocess_efficientnet(img, size=args.size)
+        img = np.clip((x[0] * STDDEV_RGB + MEAN_RGB) / 255.0, 0, 1)  # what the network sees
+    else:
+        x = images.preprocess(img)
     net = _build(args, x.shape[1:], np)
     print(f"randvis: ready in {time.perf_counter() - _T0:.2f} s; computing {_title(args)} "
           f"on {label} ...", file=sys.stderr)
@@ -204,8 +218,15 @@ def cmd_visualize(args):
     maps, info = visualize(net, x, target=_target(args.target), rng=args.seed, return_info=True)
     print(f"randvis: maps in {time.perf_counter() - t:.2f} s (target class {info['classes'][0]})",
           file=sys.stderr)
-    save_panel(args.out, img, {k: v[0] for k, v in maps.items()},
-               title=f"{_title(args)} - target class {info['classes'][0]}", normalize=args.normalize)
+    title = f"{_title(args)} - target class {info['classes'][0]}"
+    if trained or (args.model == "vgg16" and args.weights and net.n_classes == 1000):
+        from .efficientnet import top_k
+
+        top = top_k(info["logits"][0], k=5)
+        for idx, name, p in top:
+            print(f"  {p:6.3f}  {name} ({idx})")
+        title = f"{_title(args)}\ntop-5: " + ", ".join(f"{name} {p:.2f}" for _, name, p in top)
+    save_panel(args.out, img, {k: v[0] for k, v in maps.items()}, title=title, normalize=args.normalize)
     if args.save_maps:
         from ._io import atomic_savez
         atomic_savez(args.save_maps, {k: v[0] for k, v in maps.items()})

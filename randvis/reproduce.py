@@ -7,6 +7,7 @@ atomically.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -88,6 +89,12 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
 
     for name in names:
         mod = EXPERIMENTS[name]
+        missing = [r for r in getattr(mod, "REQUIRES", ()) if importlib.util.find_spec(r) is None]
+        if missing:
+            log(f"[{name}] skipped: needs {', '.join(missing)} (pip install 'randvis[trained]')")
+            results[name] = {"title": mod.TITLE, "skipped": f"needs {', '.join(missing)}", "claims": [],
+                             "figure": None}
+            continue
         t0 = time.perf_counter()
         log(f"[{name}] {mod.TITLE} ...")
         res = mod.run(ctx)
@@ -138,12 +145,14 @@ def _readme(results, timings, ctx):
     for name, r in results.items():
         if name.startswith("_"):
             continue
+        if r.get("skipped"):
+            lines.append(f"| {r['title']} | - | skipped: {r['skipped']} | - |")
         for c in r["claims"]:
             lines.append(f"| {c['claim']} | [{r['figure']}]({r['figure']}) | {c['measure']} | "
                          f"{'yes' if c['holds'] else '**no**'} |")
     lines += ["", "## Figures", ""]
     for name, r in results.items():
-        if not name.startswith("_"):
+        if not name.startswith("_") and r.get("figure"):
             lines += [f"### {r['title']}", "", f"![{name}]({r['figure']})", ""]
     if timings:
         total = sum(timings.values())

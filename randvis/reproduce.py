@@ -148,7 +148,8 @@ def _readme(results, timings, ctx):
         if r.get("skipped"):
             lines.append(f"| {r['title']} | - | skipped: {r['skipped']} | - |")
         for c in r["claims"]:
-            lines.append(f"| {c['claim']} | [{r['figure']}]({r['figure']}) | {c['measure']} | "
+            measured = f"**{c['value']:.3g}**: {c['measure']}".replace("|", "\\|")
+            lines.append(f"| {c['claim']} | [{r['figure']}]({r['figure']}) | {measured} | "
                          f"{'yes' if c['holds'] else '**no**'} |")
     lines += ["", "## Figures", ""]
     for name, r in results.items():

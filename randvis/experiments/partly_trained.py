@@ -97,11 +97,11 @@ def claims(res):
 
 
 def plot(res, fig):
-    n = len(res.groups) + 2
-    gs = fig.add_gridspec(2, n)
+    shown = [res.groups[i] for i in np.unique(np.linspace(0, len(res.groups) - 1, 6).round().astype(int))]
+    gs = fig.add_gridspec(2, len(shown) + 2, height_ratios=(1, 1.3))
     show(fig.add_subplot(gs[0, 0]), res.panels["trained"], "fully trained GBP")
     show(fig.add_subplot(gs[0, 1]), res.panels["random"], "fully random GBP")
-    for k, g in enumerate(res.groups):
+    for k, g in enumerate(shown):
         show(fig.add_subplot(gs[0, k + 2]), res.panels[g], f"trained up to {g}")
     ax = fig.add_subplot(gs[1, :])
     xs = np.arange(len(res.groups))
@@ -109,6 +109,7 @@ def plot(res, fig):
         ax.plot(xs, res.to_trained[fam], "o-", color=color, label=f"{fam}: vs trained GBP")
         ax.plot(xs, res.to_random[fam], "s--", color=color, alpha=0.6, label=f"{fam}: vs random GBP")
     ax.set_xticks(xs, res.groups, rotation=45, fontsize=7)
+    ax.set_xlabel("L (parameter group)")
     ax.set_ylabel("Spearman correlation of GBP maps")
     ax.legend(fontsize=7, ncol=3)
     fig.suptitle(TITLE, fontsize=10)

@@ -28,19 +28,23 @@ def _im2col_rows(x, b, oh0, oh1, kh, kw, sh, sw, pt, pl, wo, cols):
         ci = r // kk
         ki = (r % kk) // kw
         kj = r % kw
+        # output columns whose input column iw = ow*sw - pl + kj lies inside the image
+        lo = min(wo, max(0, (pl - kj + sw - 1) // sw))
+        hi = max(lo, min(wo, (w - 1 + pl - kj) // sw + 1))
+        off = kj - pl
         for oh in range(oh0, oh1):
             ih = oh * sh - pt + ki
-            base = (oh - oh0) * wo
+            row = cols[r, (oh - oh0) * wo:(oh - oh0 + 1) * wo]
             if ih < 0 or ih >= h:
-                for ow in range(wo):
-                    cols[r, base + ow] = 0
+                row[:] = 0
+                continue
+            row[:lo] = 0
+            row[hi:] = 0
+            if sw == 1:
+                row[lo:hi] = x[b, ci, ih, lo + off:hi + off]
             else:
-                for ow in range(wo):
-                    iw = ow * sw - pl + kj
-                    if iw >= 0 and iw < w:
-                        cols[r, base + ow] = x[b, ci, ih, iw]
-                    else:
-                        cols[r, base + ow] = 0
+                for ow in range(lo, hi):
+                    row[ow] = x[b, ci, ih, ow * sw + off]
 
 
 @pjit
@@ -52,15 +56,19 @@ def _col2im_rows(cols, b, oh0, oh1, kh, kw, sh, sw, pt, pl, wo, dx):
         for ki in range(kh):
             for kj in range(kw):
                 r = ci * kk + ki * kw + kj
+                lo = min(wo, max(0, (pl - kj + sw - 1) // sw))
+                hi = max(lo, min(wo, (w - 1 + pl - kj) // sw + 1))
+                off = kj - pl
                 for oh in range(oh0, oh1):
                     ih = oh * sh - pt + ki
                     if ih < 0 or ih >= h:
                         continue
                     base = (oh - oh0) * wo
-                    for ow in range(wo):
-                        iw = ow * sw - pl + kj
-                        if iw >= 0 and iw < w:
-                            dx[b, ci, ih, iw] += cols[r, base + ow]
+                    if sw == 1:
+                        dx[b, ci, ih, lo + off:hi + off] += cols[r, base + lo:base + hi]
+                    else:
+                        for ow in range(lo, hi):
+                            dx[b, ci, ih, ow * sw + off] += cols[r, base + ow]
 
 
 def _is_pointwise(kernel_hw, stride, pads):

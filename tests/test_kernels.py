@@ -232,6 +232,29 @@ def test_conv2d_backward_input(cfg):
     assert_within_rounding(got, ref, mag, cfg.f * cfg.kh * cfg.kw, cfg.dtype)
 
 
+FLIP_CONFIGS = [c for c in CONV_CONFIGS if c.stride == (1, 1) and c.c >= c.f and c.kh * c.kw > 1
+                and max(c.pads[:2]) < c.kh and max(c.pads[2:]) < c.kw]
+
+
+@pytest.mark.parametrize("cfg", FLIP_CONFIGS, ids=_config_id)
+def test_conv2d_backward_input_flipped_filter_route(cfg, monkeypatch):
+    """The stride-1 backward through flipped, transposed filters (taken by
+    large layers only) equals the reference on the small configurations too."""
+    from randvis.kernels import conv as conv_mod
+
+    monkeypatch.setattr(conv_mod, "FLIP_MIN_PIXELS", 1)
+    x, w, _, g = _conv_inputs(cfg)
+    got = K.conv2d_backward_input(g, w, (cfg.h, cfg.w), cfg.stride, cfg.pads)
+    ref = R.conv2d_backward_input(_f64(g), _f64(w), (cfg.h, cfg.w), cfg.stride, cfg.pads)
+    mag = R.conv2d_backward_input(np.abs(_f64(g)), np.abs(_f64(w)), (cfg.h, cfg.w), cfg.stride, cfg.pads)
+    assert got.shape == x.shape
+    assert_within_rounding(got, ref, mag, cfg.f * cfg.kh * cfg.kw, cfg.dtype)
+
+
+def test_flipped_filter_route_is_exercised():
+    assert len(FLIP_CONFIGS) >= 4
+
+
 @conv_configs
 def test_conv2d_backward_weight(cfg):
     x, w, _, g = _conv_inputs(cfg)

@@ -111,11 +111,15 @@ def test_sweep_bad_arguments():
 
 
 @pytest.mark.slow
-def test_full_sweep_224(tmp_path):
-    """The full sweep of docs/theory.md on a 224x224 photo (slow)."""
+def test_full_sweep(tmp_path):
+    """The full sweep shown in docs/theory.md: `randvis theory` with its defaults
+    (64x64 photo, CNN N = 4..4096, FCN N = 16..70,000, 3 seeds)."""
     from randvis.cli import main
 
-    assert main(["theory", "--size", "224", "--cnn-ns", "4,16,64,256,1024,4096",
-                 "--fcn-ns", "16,256,4096,70000", "--seeds", "3", "--out", str(tmp_path / "sweep")]) == 0
+    assert main(["theory", "--out", str(tmp_path / "sweep")]) == 0
     res = json.loads((tmp_path / "sweep.json").read_text())
     assert -0.6 <= res["slopes"]["cnn"]["slope"] <= -0.4
+    for s in res["summary"]:
+        if s["kind"] == "cnn" and s["n"] >= 16:
+            assert s["ks_saliency"] < 0.03 and s["ks_deconvnet"] < 0.03
+            assert abs(s["rel_error_rms"] / s["rel_error_theory"] - 1) < 0.25

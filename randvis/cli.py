@@ -84,6 +84,7 @@ def _parser():
     r.add_argument("--vgg-weights", metavar="FILE", help="trained VGG-16 weights (.npz)")
     r.add_argument("--out", default="figures", help="output folder (default figures/)")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--jobs", type=int, default=1, help="experiments run in J processes (default 1)")
     return p
 
 
@@ -103,7 +104,7 @@ def cmd_reproduce(args):
 
     t = time.perf_counter()
     reproduce(out=args.out, only=args.only, quick=args.quick, image_dir=args.images,
-              vgg_weights=args.vgg_weights, seed=args.seed,
+              vgg_weights=args.vgg_weights, seed=args.seed, jobs=args.jobs,
               log=lambda msg: print(msg, file=sys.stderr))
     print(f"randvis: wrote {args.out}/README.md, results.json and figures in "
           f"{time.perf_counter() - t:.0f} s", file=sys.stderr)

@@ -45,7 +45,7 @@ def load_images(folder=None, size=224, quick=False, limit=None):
 
 
 def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights=None, seed=0,
-              progress=True, log=print, size=None):
+              progress=True, log=print, size=None, jobs=1):
     """Run the experiments and write ``OUT/NAME.png``, ``OUT/results.json`` and ``OUT/README.md``.
 
     Parameters
@@ -63,12 +63,18 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
     seed : int
     size : int, optional
         Image side (default 224, or 64 with ``quick``).
+    jobs : int
+        Experiments run in this many worker processes (threads split between
+        them); results do not depend on it.
 
     Returns
     -------
     dict
         The content of results.json.
     """
+    if int(jobs) < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    jobs = int(jobs)
     names = list(EXPERIMENTS) if not only else list(only)
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
@@ -85,8 +91,7 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
             results = old
     results["_meta"] = {"config": _config(ctx, names)}
     timings = {}
-    from matplotlib.figure import Figure
-
+    todo = []
     for name in names:
         mod = EXPERIMENTS[name]
         missing = [r for r in getattr(mod, "REQUIRES", ()) if importlib.util.find_spec(r) is None]
@@ -94,25 +99,61 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
             log(f"[{name}] skipped: needs {', '.join(missing)} (pip install 'randvis[trained]')")
             results[name] = {"title": mod.TITLE, "skipped": f"needs {', '.join(missing)}", "claims": [],
                              "figure": None}
-            continue
-        t0 = time.perf_counter()
-        log(f"[{name}] {mod.TITLE} ...")
-        res = mod.run(ctx)
-        fig = Figure(figsize=(14, 7.5), layout="constrained") if name != "theory_curves" else Figure(figsize=(11, 4.5))
-        mod.plot(res, fig)
-        png = os.path.join(out, f"{name}.png")
-        atomic_write(png, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
-        claims = [c.as_dict() for c in mod.claims(res)]
-        results[name] = {"title": mod.TITLE, "figure": f"{name}.png", "numbers": _jsonable(mod.numbers(res)),
-                         "claims": claims}
-        timings[name] = time.perf_counter() - t0
-        for c in claims:
+        else:
+            todo.append(name)
+
+    def record(name, entry, seconds):
+        results[name] = entry
+        timings[name] = seconds
+        for c in entry["claims"]:
             log(f"  {'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['claim']} -- {c['measure']}")
         text = json.dumps(results, indent=1, sort_keys=True)
         atomic_write(results_path, lambda tmp: open(tmp, "w").write(text + "\n"))
+
+    if jobs > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, initializer=_limit_threads, initargs=(threads,)) as pool:
+            futures = {pool.submit(_run_experiment, name, ctx): name for name in todo}
+            for name in todo:
+                log(f"[{name}] {EXPERIMENTS[name].TITLE} ... (worker)")
+            for fut in as_completed(futures):
+                name = futures[fut]
+                entry, seconds = fut.result()
+                log(f"[{name}] done in {seconds:.0f} s")
+                record(name, entry, seconds)
+    else:
+        for name in todo:
+            log(f"[{name}] {EXPERIMENTS[name].TITLE} ...")
+            record(name, *_run_experiment(name, ctx))
     readme = _readme(results, timings, ctx)
     atomic_write(os.path.join(out, "README.md"), lambda tmp: open(tmp, "w").write(readme))
     return results
+
+
+def _limit_threads(n):
+    from threadpoolctl import threadpool_limits
+
+    from .kernels import set_num_threads
+
+    set_num_threads(n)
+    _limit_threads.keep = threadpool_limits(limits=n)
+
+
+def _run_experiment(name, ctx):
+    """Run one experiment, write its figure; returns (results entry, seconds)."""
+    from matplotlib.figure import Figure
+
+    mod = EXPERIMENTS[name]
+    t0 = time.perf_counter()
+    res = mod.run(ctx)
+    fig = Figure(figsize=(14, 7.5), layout="constrained") if name != "theory_curves" else Figure(figsize=(11, 4.5))
+    mod.plot(res, fig)
+    atomic_write(os.path.join(ctx.out, f"{name}.png"), lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    entry = {"title": mod.TITLE, "figure": f"{name}.png", "numbers": _jsonable(mod.numbers(res)),
+             "claims": [c.as_dict() for c in mod.claims(res)]}
+    return entry, time.perf_counter() - t0
 
 
 def _config(ctx, names):

@@ -23,6 +23,15 @@ from randvis.layers import (Conv2d, Dense, DepthwiseConv2d, Flatten, GlobalAvgPo
 from randvis.network import Sequential
 from randvis.rules import DECONVNET, GBP, SALIENCY
 
+
+@pytest.fixture(autouse=True)
+def _parallel_builds(monkeypatch):
+    """Small test arrays would take the kernels' serial builds; test the
+    parallel builds here (the serial ones run in every small-network test)."""
+    from randvis.kernels import _numba
+
+    monkeypatch.setattr(_numba, "PARALLEL_MIN", 0)
+
 SEED = 8128
 PAD_KINDS = ("same", "valid", "int", "pair", "quad")
 DTYPES = (np.float32, np.float64)

@@ -90,6 +90,13 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     assert "| claim | figure | measured | holds |" in readme
 
 
+def test_jobs_give_the_same_results(tmp_path):
+    kw = dict(only=["local_connections", "depth"], quick=True, size=32, progress=False, log=lambda *_: None)
+    a = R.reproduce(out=str(tmp_path / "one"), **kw)
+    b = R.reproduce(out=str(tmp_path / "two"), jobs=2, **kw)
+    assert a == b
+
+
 def test_unknown_experiment(tmp_path):
     with pytest.raises(ValueError, match="unknown experiment"):
         R.reproduce(out=str(tmp_path), only=["nope"])

@@ -31,6 +31,15 @@ import randvis.kernels.conv as conv_module
 from randvis.kernels import reference as R
 from randvis.kernels.padding import as_pair, output_hw, resolve_padding
 
+
+@pytest.fixture(autouse=True)
+def _parallel_builds(monkeypatch):
+    """Small test arrays would take the kernels' serial builds; test the
+    parallel builds here (the serial ones run in every small-network test)."""
+    from randvis.kernels import _numba
+
+    monkeypatch.setattr(_numba, "PARALLEL_MIN", 0)
+
 SEED = 20240611
 N_RANDOM = 60
 PAD_KINDS = ("same", "valid", "int", "pair", "quad")

@@ -127,6 +127,13 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
         for name in todo:
             log(f"[{name}] {EXPERIMENTS[name].TITLE} ...")
             record(name, *_run_experiment(name, ctx))
+    timings_path = os.path.join(out, "timings.json")
+    if os.path.exists(timings_path):  # seconds each experiment took when last computed
+        with open(timings_path) as fh:
+            timings = {**json.load(fh), **timings}
+    timings = {k: v for k, v in timings.items() if k in results}
+    text = json.dumps(timings, indent=1, sort_keys=True)
+    atomic_write(timings_path, lambda tmp: open(tmp, "w").write(text + "\n"))
     readme = _readme(results, timings, ctx)
     atomic_write(os.path.join(out, "README.md"), lambda tmp: open(tmp, "w").write(readme))
     return results
@@ -198,7 +205,7 @@ def _readme(results, timings, ctx):
             lines += [f"### {r['title']}", "", f"![{name}]({r['figure']})", ""]
     if timings:
         total = sum(timings.values())
-        lines += ["## Run time", "", f"This run: {total:.0f} s on this machine "
-                  f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}); "
-                  "experiments restored from checkpoints take no time.", ""]
+        lines += ["## Run time", "", f"Computing every experiment took {total:.0f} s in all on the machine "
+                  f"that ran it ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}; from "
+                  "`timings.json`, the time of the run that last computed each experiment).", ""]
     return "\n".join(lines)

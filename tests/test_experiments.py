@@ -86,6 +86,12 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     b = json.loads((tmp_path / "resumed" / "results.json").read_text())
     assert a == b
     assert (tmp_path / "resumed" / "max_pooling.png").stat().st_size > 10_000
+    # local_connections came wholly from checkpoints; its time still counts their computation
+    cells = sorted((tmp_path / "resumed" / ".checkpoints" / "local_connections").glob("*.npz"))
+    assert cells
+    stored = sum(float(np.load(c)["__seconds__"]) for c in cells)
+    timings = json.loads((tmp_path / "resumed" / "timings.json").read_text())
+    assert stored > 0 and timings["local_connections"] >= stored
     readme = (tmp_path / "resumed" / "README.md").read_text()
     assert "| claim | figure | measured | holds |" in readme
 
@@ -95,6 +101,27 @@ def test_jobs_give_the_same_results(tmp_path):
     a = R.reproduce(out=str(tmp_path / "one"), **kw)
     b = R.reproduce(out=str(tmp_path / "two"), jobs=2, **kw)
     assert a == b
+
+
+def test_full_run_time_is_stamped_into_the_readme(tmp_path):
+    text = "# x\nThe full run: " + R.README_MARK[0] + "It took 7.4 minutes" + R.README_MARK[1] + ".\n"
+    (tmp_path / "README.md").write_text(text)
+    kw = dict(only=["local_connections"], size=32, progress=False, log=lambda *_: None)
+    R.reproduce(out=str(tmp_path / "quick"), quick=True, **kw)
+    assert (tmp_path / "README.md").read_text() == text  # a quick run leaves the project README alone
+    R.reproduce(out=str(tmp_path / "figures"), **kw)
+    seconds = json.loads((tmp_path / "figures" / "timings.json").read_text())["local_connections"]
+    new = (tmp_path / "README.md").read_text()
+    assert f"It took {seconds / 60:.1f} minutes ({seconds:.0f} s" in new
+    assert new.startswith("# x\nThe full run: ") and new.endswith(R.README_MARK[1] + ".\n")
+    assert not R.stamp_readme(str(tmp_path / "missing.md"), {"a": 1.0})
+
+
+def test_project_readme_carries_the_run_time_markers():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert all(text.count(m) == 1 for m in R.README_MARK)
 
 
 def test_unknown_experiment(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import zlib
 from dataclasses import dataclass, field
 
@@ -50,6 +51,7 @@ class Context:
     vgg_weights: str = None
     progress: bool = True
     computed: list = field(default_factory=list)
+    reused_seconds: float = 0.0
 
     def rng(self, *key):
         """A Generator determined by the seed and ``key`` only (order-independent)."""
@@ -63,7 +65,9 @@ class Context:
 
         A finished cell is written atomically to ``out/.checkpoints/<experiment>/<key>.npz``
         and read back instead of recomputed, so an interrupted run resumes with
-        identical results.
+        identical results. It keeps the seconds its computation took; a reused cell
+        adds them to ``reused_seconds`` so a resumed run can still report how long the
+        whole computation takes.
         """
         safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(key))
         folder = os.path.join(self.out, ".checkpoints", experiment)
@@ -71,11 +75,16 @@ class Context:
         if os.path.exists(path):
             with np.load(path, allow_pickle=False) as f:
                 numbers = json.loads(str(f["__numbers__"]))
-                arrays = {k: f[k] for k in f.files if k != "__numbers__"}
+                if "__seconds__" in f.files:
+                    self.reused_seconds += float(f["__seconds__"])
+                arrays = {k: f[k] for k in f.files if k not in ("__numbers__", "__seconds__")}
             return numbers, arrays
+        t0 = time.perf_counter()
         numbers, arrays = compute()
+        seconds = time.perf_counter() - t0
         os.makedirs(folder, exist_ok=True)
-        atomic_savez(path, {"__numbers__": np.array(json.dumps(numbers)), **arrays})
+        atomic_savez(path, {"__numbers__": np.array(json.dumps(numbers)), "__seconds__": np.array(seconds),
+                            **arrays})
         self.computed.append((experiment, key))
         return numbers, arrays
 

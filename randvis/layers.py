@@ -157,12 +157,38 @@ class Conv2d(Layer):
     def config(self):
         return {"stride": list(self.stride), "padding": _jsonable(self.padding)}
 
+    def _winograd_filters(self, c, out_hw):
+        """The Winograd transform of the filters when this layer's shape takes that
+        route (kernels.conv.winograd_suits), else None.
+
+        The transform is kept with a copy of the weights it came from and reused
+        while the weights are equal to that copy, so writing to ``weight`` in place
+        or replacing it is always seen.
+        """
+        w = self.weight
+        if not K.winograd_suits(c, w.shape[0], w.shape[2:], self.stride, out_hw):
+            return None
+        kept = self.__dict__.get("_winograd")
+        if kept is None or kept[0].dtype != w.dtype or not np.array_equal(kept[0], w):
+            kept = (w.copy(), K.winograd_filter_transform(w))
+            self._winograd = kept
+        return kept[1]
+
+    def __getstate__(self):  # the Winograd cache is not part of a layer's state
+        state = self.__dict__.copy()
+        state.pop("_winograd", None)
+        return state
+
     def forward(self, x):
-        y = K.conv2d_forward(x, self.weight, self.bias, self.stride, self.pads(x.shape[2:]))
+        pads = self.pads(x.shape[2:])
+        out_hw = K.output_hw(x.shape[2:], self.kernel_size, self.stride, pads)
+        y = K.conv2d_forward(x, self.weight, self.bias, self.stride, pads,
+                             wino=self._winograd_filters(x.shape[1], out_hw))
         return y, x
 
     def backward(self, g, x, rule=None):
-        return K.conv2d_backward_input(g, self.weight, x.shape[2:], self.stride, self.pads(x.shape[2:]))
+        return K.conv2d_backward_input(g, self.weight, x.shape[2:], self.stride, self.pads(x.shape[2:]),
+                                       wino=self._winograd_filters(x.shape[1], g.shape[2:]))
 
     def param_grads(self, g, x):
         out = {"weight": K.conv2d_backward_weight(g, x, self.kernel_size, self.stride,

@@ -10,13 +10,15 @@ from .elementwise import bias_relu, clip_mask, relu_backward
 from .padding import as_pair, output_hw, resolve_padding
 from .pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                    maxpool2d_forward)
+from .conv import winograd_suits
+from .winograd import filter_transform as winograd_filter_transform
 
 __all__ = [
     "as_pair", "avgpool2d_backward", "avgpool2d_forward", "bias_relu", "clip_mask",
     "col2im", "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight",
     "conv2d_forward", "get_num_threads", "im2col", "maxpool2d_backward",
     "maxpool2d_forward", "output_hw", "relu_backward", "resolve_padding",
-    "set_num_threads", "threading_layer",
+    "set_num_threads", "threading_layer", "winograd_filter_transform", "winograd_suits",
 ]
 
 from .depthwise import (depthwise_backward_bias, depthwise_backward_input,  # noqa: E402

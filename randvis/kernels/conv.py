@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import winograd
 from ._numba import pjit, prange
 from .padding import output_hw
 
@@ -20,6 +21,26 @@ TILE_FLOATS = 1 << 20
 #: stride-1 layers with c >= f and at least this many output pixels take the
 #: flipped-filter route in the backward pass (measured faster on VGG-16)
 FLIP_MIN_PIXELS = 56 * 56
+#: 3x3 stride-1 layers with at least this many input and output channels take
+#: the Winograd route (:mod:`.winograd`) ...
+WINOGRAD_MIN_CHANNELS = 16
+#: ... when their output has at least this many pixels and the caller passes the
+#: transformed filters (a layer keeps them between calls) ...
+WINOGRAD_MIN_PIXELS = 10 * 10
+#: ... or at least this many, where transforming the filters on the fly costs
+#: little next to the convolution (measured on VGG-16's layers)
+WINOGRAD_MIN_PIXELS_UNCACHED = 56 * 56
+
+
+def winograd_suits(c, f, kernel_hw, stride, out_hw, cached=True):
+    """Whether a convolution with this shape takes the Winograd F(2x2, 3x3) route.
+
+    ``cached`` says whether the caller keeps the transformed filters
+    (:func:`winograd.filter_transform`) between calls.
+    """
+    return (tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1)
+            and min(c, f) >= WINOGRAD_MIN_CHANNELS
+            and out_hw[0] * out_hw[1] >= (WINOGRAD_MIN_PIXELS if cached else WINOGRAD_MIN_PIXELS_UNCACHED))
 
 
 @pjit
@@ -119,11 +140,19 @@ def col2im(cols, x_shape, kernel_hw, stride, pads):
     return dx
 
 
-def conv2d_forward(x, w, b, stride, pads):
-    """y = conv(x, w) + b for x (n, c, h, w), w (f, c, kh, kw), b (f,) or None."""
+def conv2d_forward(x, w, b, stride, pads, wino=None):
+    """y = conv(x, w) + b for x (n, c, h, w), w (f, c, kh, kw), b (f,) or None.
+
+    ``wino``, optional, is ``winograd.filter_transform(w)``, kept by the caller
+    between calls; see :func:`winograd_suits` for when it is used.
+    """
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     ho, wo = output_hw((h, wd), (kh, kw), stride, pads)
+    if winograd_suits(c, f, (kh, kw), stride, (ho, wo), cached=wino is not None):
+        if wino is None:
+            wino = winograd.filter_transform(w)
+        return winograd.conv3x3(x, wino, b, pads)
     w2 = w.reshape(f, -1)
     out = np.empty((n, f, ho * wo), dtype=x.dtype)
     bias = None if b is None else b.reshape(f, 1)
@@ -145,17 +174,23 @@ def conv2d_forward(x, w, b, stride, pads):
     return out.reshape(n, f, ho, wo)
 
 
-def conv2d_backward_input(g, w, x_hw, stride, pads):
+def conv2d_backward_input(g, w, x_hw, stride, pads, wino=None):
     """dL/dx for dL/dy = g (n, f, ho, wo): col2im(w^T g), tile by tile.
 
     At stride 1 the adjoint is also a plain convolution of g with the
     flipped, transposed filters and padding k - 1 - p. Its GEMM has inner
     dimension f*kh*kw instead of f, which runs faster when the layer does not
     widen (c >= f) and the image is large, so those layers take that route.
+    3x3 layers that suit Winograd (:func:`winograd_suits`) convolve that way,
+    reusing the forward's transformed filters ``wino`` when given.
     """
     n, f, ho, wo = g.shape
     _, c, kh, kw = w.shape
     t, b, l, r = pads
+    if max(pads) <= 2 and winograd_suits(c, f, (kh, kw), stride, (ho, wo), cached=wino is not None):
+        if wino is None:
+            wino = winograd.filter_transform(w)
+        return winograd.conv3x3(g, wino, None, (2 - t, 2 - b, 2 - l, 2 - r), transpose=True)
     if (tuple(stride) == (1, 1) and c >= f and ho * wo >= FLIP_MIN_PIXELS
             and max(t, b) < kh and max(l, r) < kw and (kh, kw) != (1, 1)):
         wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])

@@ -480,7 +480,7 @@ class MaxPool2d(_Pool):
 
     def backward(self, g, cache, rule=None):
         switches, hw = cache
-        return K.maxpool2d_backward(g, switches, hw)
+        return K.maxpool2d_backward(g, switches, hw, (self.size, self.stride, self.pads(hw)))
 
 
 class AvgPool2d(_Pool):

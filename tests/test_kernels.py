@@ -418,6 +418,8 @@ def test_maxpool2d_backward(cfg, reps):
     ref = R.maxpool2d_backward(g, sw, (cfg.h, cfg.w))
     assert got.dtype == g.dtype and got.shape == (reps * cfg.n, cfg.c, cfg.h, cfg.w)
     np.testing.assert_array_equal(got, ref)
+    # told the window geometry (as the layer does), the same result
+    np.testing.assert_array_equal(K.maxpool2d_backward(g, sw, (cfg.h, cfg.w), (cfg.kernel, cfg.stride, cfg.pads)), ref)
     # stacked batches: block k is the backward of g's k-th block with the same switches
     for k in range(reps):
         blk = slice(k * cfg.n, (k + 1) * cfg.n)
@@ -444,6 +446,26 @@ def test_avgpool2d_backward(cfg):
     assert_within_rounding(got, ref, mag, cfg.kh * cfg.kw + 2, cfg.dtype)
 
 
+@pytest.mark.parametrize("shape", [(1, 2, 4, 4), (2, 3, 7, 9), (1, 1, 2, 3), (3, 2, 16, 15), (1, 1, 3, 5)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["normal", "ties"])
+def test_maxpool_2x2_stride2_fast_path(shape, dtype, kind):
+    """VGG's pooling (2x2, stride 2, no padding) has its own kernels; odd sizes
+    leave a last row/column that no window covers (its gradient is 0)."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.integers(-2, 2, size=shape) if kind == "ties" else rng.normal(size=shape)).astype(dtype)
+    window = ((2, 2), (2, 2), (0, 0, 0, 0))
+    y, sw = K.maxpool2d_forward(x, *window)
+    yr, swr = R.maxpool2d_forward(x, *window)
+    np.testing.assert_array_equal(y, yr)
+    np.testing.assert_array_equal(sw, swr)
+    for reps in (1, 3):
+        g = rng.normal(size=(reps * shape[0],) + y.shape[1:]).astype(dtype)
+        dx = K.maxpool2d_backward(g, sw, shape[2:], window)
+        np.testing.assert_array_equal(dx, R.maxpool2d_backward(g, sw, shape[2:]))
+
+
 def test_maxpool_ties_hand_computed():
     """First maximum in row-major window order, worked out by hand."""
     x = np.array([[1, 3, 3, 0],
@@ -463,10 +485,11 @@ def test_maxpool_ties_hand_computed():
         np.testing.assert_array_equal(swr, expect_sw)
         np.testing.assert_array_equal(yr, expect_y)
         g = np.array([[1, 2], [3, 4]], dtype=dtype).reshape(1, 1, 2, 2)
-        dx = K.maxpool2d_backward(g, sw, (4, 4))
         expect_dx = np.zeros(16, dtype=dtype)
         expect_dx[[1, 2, 8, 10]] = [1, 2, 3, 4]
-        np.testing.assert_array_equal(dx, expect_dx.reshape(1, 1, 4, 4))
+        for window in (None, ((2, 2), (2, 2), (0, 0, 0, 0))):
+            dx = K.maxpool2d_backward(g, sw, (4, 4), window)
+            np.testing.assert_array_equal(dx, expect_dx.reshape(1, 1, 4, 4))
 
 
 def test_maxpool_overlapping_windows_hand_computed():

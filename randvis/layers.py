@@ -309,13 +309,13 @@ class Dense(Layer):
         return (self.out_features,)
 
     def forward(self, x):
-        y = x @ self.weight.T
+        y = K.matmul(x, self.weight.T)  # independent of thread counts (kernels.dense)
         if self.bias is not None:
             y += self.bias
         return y, x
 
     def backward(self, g, x, rule=None):
-        return g @ self.weight
+        return K.matmul(g, self.weight)
 
     def param_grads(self, g, x):
         out = {"weight": g.T @ x}
@@ -334,6 +334,14 @@ class StreamedDense(Layer):
     rows; backward streams only the rows whose incoming signal is non-zero
     (a one-hot class seed through a streamed head touches one row). Memory is
     ``block_rows * in_features`` per worker thread.
+
+    Generating the numbers is the cost; the worker threads (numba's thread
+    count) generate the next blocks while the calling thread multiplies the
+    current one. While it streams, BLAS is limited to one thread (process-wide,
+    restored afterwards, :func:`kernels.one_blas_thread`): its threads, woken
+    for each block's small product, would take the generators' cores (measured
+    1.5x faster on 2 cores), and a single-threaded product's sums do not depend
+    on the thread count.
 
     Parameters
     ----------
@@ -415,7 +423,7 @@ class StreamedDense(Layer):
         bar = tqdm(total=len(spans), desc=f"{self.name}: streaming weights", unit="block",
                    leave=False, disable=True if n_weights < PROGRESS_WEIGHTS else None)
         workers = max(1, K.get_num_threads())
-        with bar, cf.ThreadPoolExecutor(workers) as pool:
+        with bar, K.one_blas_thread(), cf.ThreadPoolExecutor(workers) as pool:
             pending = [pool.submit(self.rows, s, e) for s, e in spans[:workers + 1]]
             nxt = len(pending)
             for k, (s, e) in enumerate(spans):

@@ -144,6 +144,27 @@ def test_streamed_equals_materialised():
     assert not np.allclose(StreamedDense(50, 37, 0.3, 10, dtype=np.float64).rows(0, 1), dense.weight[:1])
 
 
+def test_streamed_passes_do_not_depend_on_blas_threads():
+    """While it streams several blocks, the layer runs BLAS on one thread, so the
+    caller's BLAS setting does not change its sums (OpenBLAS splits a 1-row
+    product's reduction between threads)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    # (1 x 20000) @ (20000 x 50) blocks: OpenBLAS threads this shape when allowed
+    layer = StreamedDense(20000, 100, std=0.1, seed=2, dtype=np.float32, block_rows=50)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1, 20000)).astype(np.float32)
+    g = rng.normal(size=(3, 100)).astype(np.float32)
+    outs = []
+    for n in (1, 2):
+        with threadpool_limits(limits=n, user_api="blas"):
+            outs.append((layer.forward(x)[0], layer.backward(g)))
+            # the caller's setting is back after the pass
+            assert all(i["num_threads"] == n for i in threadpool_info() if i["user_api"] == "blas")
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
 def test_streamed_network_equals_materialised_network():
     kw = dict(input_shape=(3, 10, 10), n_classes=4, dtype=np.float64, rng=5)
     s, m = randvis.fcn(40, stream=True, **kw), randvis.fcn(40, stream=False, **kw)

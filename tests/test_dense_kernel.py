@@ -1,0 +1,78 @@
+"""kernels.matmul: the dense layers' product, bitwise independent of thread counts."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import randvis
+import randvis.kernels as K
+
+
+def _blas_threads():
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+# shapes on which OpenBLAS's own threading changed the last bits (measured):
+# a dense layer on 1-3 images and its backward
+SHAPES = [(1, 12288, 2000), (3, 2000, 12288), (2, 2000, 12288), (1, 262144, 10), (3, 10, 262144),
+          (64, 500, 300), (5, 7, 3)]
+
+
+@pytest.mark.parametrize("m, k, n", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_is_the_product_and_ignores_thread_counts(m, k, n, dtype):
+    rng = np.random.default_rng(m * 7 + n)
+    a = rng.normal(size=(m, k)).astype(dtype)
+    b = rng.normal(size=(n, k)).astype(dtype).T  # a layer's W.T: a transposed view
+    before = K.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            K.set_num_threads(threads)
+            with threadpool_limits(limits=threads, user_api="blas"):
+                outs.append(K.matmul(a, b))
+                assert _blas_threads() == {threads}  # restored after the call
+    finally:
+        K.set_num_threads(before)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    # the product itself: each element a sum of k terms, within 2 k u sum|a||b|
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    mag = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    assert outs[0].dtype == dtype
+    assert np.all(np.abs(outs[0] - ref) <= 2 * (k + 1) * np.finfo(dtype).eps / 2 * mag)
+
+
+def test_one_blas_thread_nests_and_restores_across_threads():
+    start = _blas_threads()
+    with K.one_blas_thread():
+        assert _blas_threads() == {1}
+        with K.one_blas_thread():
+            assert _blas_threads() == {1}
+        assert _blas_threads() == {1}  # the inner block does not restore early
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(K.matmul(np.ones((2, 3)), np.ones((3, 4))).sum()))
+        t.start()
+        t.join()
+        assert seen == [24.0] and _blas_threads() == {1}  # another thread's block neither
+    assert _blas_threads() == start
+
+
+def test_fcn_maps_identical_across_thread_counts():
+    """A materialised FCN (24.6 M weights): its dense products used to follow
+    OpenBLAS's thread split."""
+    net = randvis.fcn(2000, input_shape=(3, 64, 64), rng=0)
+    x = np.random.default_rng(1).random((1, 3, 64, 64)).astype(np.float32)
+    before = K.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            K.set_num_threads(threads)
+            with threadpool_limits(limits=threads):
+                outs.append(randvis.visualize(net, x))
+    finally:
+        K.set_num_threads(before)
+    for key in outs[0]:
+        np.testing.assert_array_equal(outs[0][key], outs[1][key])

@@ -78,10 +78,10 @@ def _parser():
                        description="Run every experiment of the paper offline and write OUT/NAME.png, "
                                    "OUT/results.json and OUT/README.md (claim -> figure -> number -> holds). "
                                    "Checkpointed: re-running after an interruption resumes.")
-    r.add_argument("--quick", action="store_true", help="small images and sweeps (a few minutes)")
+    r.add_argument("--quick", action="store_true", help="small images and sweeps (one to two minutes on 2 cores)")
     r.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
     r.add_argument("--images", metavar="DIR", help="use the images in DIR instead of the built-in samples")
-    r.add_argument("--vgg-weights", metavar="FILE", help="trained VGG-16 weights (.npz)")
+    r.add_argument("--vgg-weights", metavar="FILE", help="trained VGG-16 weights (.npz, .pth or .h5: any format randvis convert reads)")
     r.add_argument("--out", default="figures", help="output folder (default figures/)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--jobs", type=int, default=1, help="experiments run in J processes (default 1)")

@@ -55,7 +55,7 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
     only : list of str, optional
         Experiment names to run (default all, in the paper's order).
     quick : bool
-        Small images (64x64), small sweeps and two images: a couple of minutes.
+        Small images (64x64), small sweeps and two images: one to two minutes on 2 cores.
     image_dir : str, optional
         Folder of images to use instead of the built-in samples.
     vgg_weights : str, optional

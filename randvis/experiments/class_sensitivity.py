@@ -56,7 +56,12 @@ def run(ctx):
                 res.ssim[label][m].append(nums[m]["ssim"])
         res.summary[label] = {}
         for m in METHODS:
-            s = summarize(res.l2[label][m], rng=ctx.seed_of(NAME, "boot", label, m))
+            values = res.l2[label][m]
+            if len(values) < 2:  # one image: a mean, but no spread or interval to report
+                res.summary[label][m] = {"mean": float(np.mean(values)), "std": None, "ci_low": None,
+                                         "ci_high": None, "n": len(values)}
+                continue
+            s = summarize(values, rng=ctx.seed_of(NAME, "boot", label, m))
             res.summary[label][m] = {"mean": float(s.mean), "std": float(s.std),
                                      "ci_low": float(s.ci.low), "ci_high": float(s.ci.high), "n": int(s.n)}
     return res
@@ -86,8 +91,11 @@ def plot(res, fig):
         s = res.summary[label]
         xs = np.arange(len(METHODS)) + k * width
         means = [s[m]["mean"] for m in METHODS]
-        err = np.array([[s[m]["mean"] - s[m]["ci_low"] for m in METHODS],
-                        [s[m]["ci_high"] - s[m]["mean"] for m in METHODS]])
+        if any(s[m]["ci_low"] is None for m in METHODS):
+            err = None  # a single image
+        else:
+            err = np.array([[s[m]["mean"] - s[m]["ci_low"] for m in METHODS],
+                            [s[m]["ci_high"] - s[m]["mean"] for m in METHODS]])
         ax.bar(xs, means, width, yerr=err, capsize=3, label=label)
     ax.set_xticks(np.arange(len(METHODS)) + width * (len(res.models) - 1) / 2,
                   ["Saliency", "DeconvNet", "GBP"])

@@ -24,7 +24,25 @@ def _softmax(z):
 
 
 def cross_entropy_seed(logits, labels):
-    """d CE(softmax(z), y) / dz = softmax(z) - onehot(y), shape (n, k)."""
+    """d CE(softmax(z), y) / dz = softmax(z) - onehot(y), shape (n, k).
+
+    Parameters
+    ----------
+    logits : ndarray, shape (n, k)
+    labels : int array, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (n, k), float64
+        The seed vector a backward pass needs for the loss gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = cross_entropy_seed(np.zeros((1, 4)), np.array([2]))
+    >>> s.round(2).tolist()
+    [[0.25, 0.25, -0.75, 0.25]]
+    """
     seed = _softmax(logits.astype(np.float64))
     seed[np.arange(len(labels)), labels] -= 1.0
     return seed
@@ -105,6 +123,19 @@ def fgsm(net, x, eps, label=None, target=None, lo=None, hi=None):
 def fgsm_flip(net, x, eps_grid, **kw):
     """The first ``eps`` of ``eps_grid`` (increasing) whose FGSM step flips every
     sample's prediction; returns that :class:`FGSMResult` (or the last one tried).
+
+    Parameters
+    ----------
+    net : Sequential
+    x : ndarray, shape (n, c, h, w)
+    eps_grid : sequence of float
+        Step sizes to try, smallest first.
+    **kw
+        Passed to :func:`fgsm` (``label``, ``target``, ``lo``, ``hi``).
+
+    Returns
+    -------
+    FGSMResult
 
     Examples
     --------

@@ -182,6 +182,25 @@ def fcn(n_hidden, n_classes=10, input_shape=(3, 224, 224), w_std=None, v_std=Non
     A first layer with one "patch" = the whole image. Above STREAM_THRESHOLD
     weights (e.g. N = 70,000 on 224x224x3: 10.5 G weights) it is streamed.
 
+    Parameters
+    ----------
+    n_hidden : int
+        N, the hidden units.
+    n_classes : int
+    input_shape : (c, h, w)
+    w_std, v_std : float, optional
+        Stds of the first and second layer (default He scale).
+    init : "gaussian", "he" or "paper"
+    dtype : float32 or float64
+    rng : Generator, int or None
+    stream : bool or None
+        Stream the dense layers from their seeds (None: those above
+        STREAM_THRESHOLD weights).
+
+    Returns
+    -------
+    Sequential
+
     Examples
     --------
     >>> net = fcn(64, input_shape=(3, 16, 16), rng=0)
@@ -207,6 +226,30 @@ def random_cnn(depth, width=64, kernel_size=3, pool_every=None, pool_type="max",
                stream=None):
     """A random plain CNN of ``depth`` conv+ReLU layers ("same" padding), with a
     2x2 pooling after every ``pool_every`` conv layers, then a dense head.
+
+    Parameters
+    ----------
+    depth : int
+        Conv + ReLU layers.
+    width : int
+        Filters per conv layer.
+    kernel_size : int
+    pool_every : int, optional
+        Pool after every this many conv layers (default: no pooling).
+    pool_type : "max" or "avg"
+    n_classes : int
+    input_shape : (c, h, w)
+    init : "gaussian", "he" or "paper"
+    std : float, optional
+        Std of every layer's weights (default He scale per layer).
+    dtype : float32 or float64
+    rng : Generator, int or None
+    stream : bool or None
+        Stream the head from its seed (None: above STREAM_THRESHOLD weights).
+
+    Returns
+    -------
+    Sequential
 
     Examples
     --------
@@ -262,6 +305,13 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
         The architecture then comes from the file.
     sha256 : str, optional
         Expected digest of the weight file.
+    dtype : float32 or float64
+    rng : Generator, int or None
+        Draws the random weights (ignored with ``weights``).
+
+    Returns
+    -------
+    Sequential
 
     Examples
     --------

@@ -88,7 +88,28 @@ def simulate_maps(kind, n, x, rng, kernel_size=7, sampler="network", dtype=np.fl
 
     ``sampler="network"`` builds the network and runs :func:`randvis.visualize`;
     ``"exact"`` (FCN only) uses :func:`sample_fcn_maps` with the same stds.
-    Returns ``(spec, maps)``.
+
+    Parameters
+    ----------
+    kind : {"cnn", "fcn"}
+        :func:`randvis.three_layer_cnn` or :func:`randvis.fcn`, one logit.
+    n : int
+        Filters (CNN) or hidden units (FCN), >= 1.
+    x : ndarray, shape (c, h, w)
+        The input image.
+    rng : Generator, int or None
+        Draws the weights.
+    kernel_size : int
+        The CNN's filter size ("same" padding, stride 1).
+    sampler : {"network", "exact"}
+    dtype : float32 or float64
+
+    Returns
+    -------
+    spec : RandomNetSpec
+        The network's description for :mod:`randvis.theory` (its actual stds).
+    maps : dict
+        ``"saliency"``, ``"deconvnet"``, ``"gbp"``: arrays of shape (c, h, w).
 
     Examples
     --------
@@ -305,6 +326,17 @@ def _summarise(config, rows, theory_of, x):
 def plot_sweep(res, fig=None):
     """Theory curves over simulation points with error bars (one panel for the
     relative error, one for the GBP-input correlation).
+
+    Parameters
+    ----------
+    res : SweepResult
+        What :func:`theory_sweep` returned.
+    fig : matplotlib.figure.Figure, optional
+        Drawn into (default: a new 10x4 inch figure).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
 
     Examples
     --------

@@ -90,13 +90,42 @@ class RandomNetSpec:
             raise ValueError("w_std and v_std must be > 0")
 
     def with_n(self, n):
-        """The same network family with another N."""
+        """The same network family with another N.
+
+        Examples
+        --------
+        >>> RandomNetSpec("cnn", 16, kernel_size=5).with_n(64).n
+        64
+        """
         return replace(self, n=n)
 
     @classmethod
     def from_network(cls, net):
         """Read the spec of a network built by ``three_layer_cnn`` (no pooling) or
-        ``fcn`` with Gaussian initialisation."""
+        ``fcn`` with Gaussian initialisation.
+
+        Parameters
+        ----------
+        net : Sequential
+            Built by :func:`randvis.three_layer_cnn` or :func:`randvis.fcn`.
+
+        Returns
+        -------
+        RandomNetSpec
+
+        Raises
+        ------
+        ValueError
+            For other builders, pooling or the truncated ``init="paper"``.
+
+        Examples
+        --------
+        >>> import randvis
+        >>> net = randvis.three_layer_cnn(8, kernel_size=5, input_shape=(3, 16, 16), rng=0)
+        >>> spec = RandomNetSpec.from_network(net)
+        >>> spec.kind, spec.n, spec.kernel_size
+        ('cnn', 8, 5)
+        """
         info = getattr(net, "info", {}) or {}
         builder = info.get("builder")
         if info.get("init") == "paper":
@@ -141,6 +170,18 @@ def patches(x, spec):
     """All patches of ``x`` as an array of shape (ho, wo, c, kh, kw) (zeros where
     they overlap the padding).
 
+    Parameters
+    ----------
+    x : array_like, shape (c, h, w)
+        The input image.
+    spec : RandomNetSpec
+        The random network (kind, N, kernel, stride, padding, weight stds). Its kernel, stride and padding
+        define the patches (an FCN has one patch: the whole image).
+
+    Returns
+    -------
+    ndarray, shape (ho, wo, c, kh, kw)
+
     Examples
     --------
     >>> import numpy as np
@@ -160,6 +201,18 @@ def place(p, image_shape, spec):
     """Sum of placed patches: ``sum_j place_j(p[j])`` for p of shape (ho, wo, c, kh, kw).
 
     Placing all-ones patches counts how many patches cover each pixel.
+
+    Parameters
+    ----------
+    p : ndarray, shape (ho, wo, c, kh, kw)
+        One array per patch position, as :func:`patches` returns them.
+    image_shape : tuple (c, h, w)
+    spec : RandomNetSpec
+        The random network (kind, N, kernel, stride, padding, weight stds).
+
+    Returns
+    -------
+    ndarray, shape image_shape
 
     Examples
     --------
@@ -187,6 +240,17 @@ def _unit_patches(x, spec):
 
 def patch_normalized_input(x, spec):
     """The theorem's target ``sum_j place_j(x_j / |x_j|)`` (zero patches add nothing).
+
+    Parameters
+    ----------
+    x : array_like, shape (c, h, w)
+        The input image.
+    spec : RandomNetSpec
+        The random network (kind, N, kernel, stride, padding, weight stds).
+
+    Returns
+    -------
+    ndarray, shape (c, h, w)
 
     Examples
     --------
@@ -291,6 +355,14 @@ def pixel_variance(spec, x, method="gbp"):
     where C_a sums the orthant factor M(x^_j, x^_j')[q_j(a), q_j'(a)] over
     ordered pairs of distinct patches covering a.
 
+    Parameters
+    ----------
+    spec : RandomNetSpec
+        The random network (kind, N, kernel, stride, padding, weight stds).
+    x : array_like, shape (c, h, w)
+        The input image.
+    method : {"gbp", "saliency", "deconvnet"}
+
     Returns
     -------
     ndarray, shape (c, h, w)
@@ -369,6 +441,17 @@ def relative_error_constant(spec, x):
 
     For an FCN, ``c^2 = pi^2 d - 1`` for any non-zero image of d pixels.
 
+    Parameters
+    ----------
+    spec : RandomNetSpec
+        The random network (kind, N, kernel, stride, padding, weight stds). Its N is not used.
+    x : array_like, shape (c, h, w)
+        The input image. Not all zeros.
+
+    Returns
+    -------
+    float
+
     Examples
     --------
     >>> import numpy as np
@@ -388,6 +471,20 @@ def relative_error_constant(spec, x):
 def predicted_relative_error(spec, x, n=None):
     """Predicted ``sqrt(E||s - E s||^2) / ||E s||`` of GBP at N = ``n`` (default
     ``spec.n``; an array of N gives an array).
+
+    Parameters
+    ----------
+    spec : RandomNetSpec
+        The random network (kind, N, kernel, stride, padding, weight stds).
+    x : array_like, shape (c, h, w)
+        The input image.
+    n : int or array_like of int, optional
+        Widths, each >= 1.
+
+    Returns
+    -------
+    float or ndarray
+        ``relative_error_constant(spec, x) / sqrt(n)``.
 
     Examples
     --------
@@ -411,6 +508,21 @@ def predicted_correlation(spec, x, ref=None, n=None):
     and ``_c`` the mean-removed arrays: exact as N grows (it neglects the
     variance of the map's own mean, a fraction 1/d of the total). ``ref``
     defaults to the patch-normalised input, whose limit is 1.
+
+    Parameters
+    ----------
+    spec : RandomNetSpec
+        The random network (kind, N, kernel, stride, padding, weight stds).
+    x : array_like, shape (c, h, w)
+        The input image.
+    ref : array_like, shape (c, h, w), optional
+        Not constant. Default: :func:`patch_normalized_input`.
+    n : int or array_like, optional
+        Widths (default ``spec.n``).
+
+    Returns
+    -------
+    float or ndarray
 
     Examples
     --------
@@ -439,6 +551,20 @@ def fcn_units_to_match(spec, x, n=None):
 
     Both errors scale as N^(-1/2), so ``N_fcn = N (c_fcn / c_cnn)^2``; with
     c_fcn^2 = pi^2 d - 1 this is the local-connection argument in numbers.
+
+    Parameters
+    ----------
+    spec : RandomNetSpec
+        The random network (kind, N, kernel, stride, padding, weight stds). The CNN to match.
+    x : array_like, shape (c, h, w)
+        The input image.
+    n : int or array_like, optional
+        The CNN's filter count(s) (default ``spec.n``).
+
+    Returns
+    -------
+    float or ndarray
+        FCN hidden units with the same predicted GBP relative error.
 
     Examples
     --------

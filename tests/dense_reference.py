@@ -63,6 +63,19 @@ def conv_matrix(weight, in_shape, stride, pads):
     return m, (f, ho, wo)
 
 
+def rule_formula(name, r, mask):
+    """The paper's backward ReLU formulas, written out here rather than taken from
+    randvis.rules: R * mask (saliency), max(R, 0) (DeconvNet), max(R, 0) * mask
+    (GBP), with mask the forward activation mask (y > 0, or 0 < y < 6 for ReLU6)."""
+    if name == "saliency":
+        return r * mask
+    if name == "deconvnet":
+        return np.maximum(r, 0)
+    if name == "gbp":
+        return np.maximum(r, 0) * mask
+    raise ValueError(name)
+
+
 def dense_maps(net, x, seed, rules):
     """Maps of each rule for one sample x (c, h, w) and seed (k,), float64."""
     steps = []  # ("lin", M, b) or ("relu", mask)
@@ -116,6 +129,6 @@ def dense_maps(net, x, seed, rules):
     for rule in rules:
         r = np.asarray(seed, dtype=np.float64)
         for kind, a in reversed(steps):
-            r = a.T @ r if kind == "lin" else rule.apply_numpy(r, a)
+            r = a.T @ r if kind == "lin" else rule_formula(rule.name, r, a)
         maps[rule.name] = r.reshape(x.shape)
     return v, maps

@@ -23,7 +23,7 @@ from randvis.layers import (Conv2d, Dense, DepthwiseConv2d, GlobalAvgPool2d, ReL
 from randvis.network import Sequential
 from randvis.rules import DECONVNET, GBP, SALIENCY
 
-from dense_reference import conv_matrix, pads_of
+from dense_reference import conv_matrix, pads_of, rule_formula
 
 RULES = (SALIENCY, DECONVNET, GBP)
 
@@ -370,7 +370,7 @@ def _dense_backward(steps, r, rule):
         if kind == "lin":
             r = a.T @ r
         elif kind == "mask":
-            r = rule.apply_numpy(r, a)
+            r = rule_formula(rule.name, r, a)
         else:  # y = x + body(x): the identity branch plus the body's rule backward
             r = r + _dense_backward(a, r, rule)
     return r

@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+import scipy.linalg  # noqa: F401  (loads scipy's BLAS now, not inside a thread-limited block)
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import randvis
@@ -23,10 +24,16 @@ SHAPES = [(1, 12288, 2000), (3, 2000, 12288), (2, 2000, 12288), (1, 262144, 10),
 
 @pytest.mark.parametrize("m, k, n", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matmul_is_the_product_and_ignores_thread_counts(m, k, n, dtype):
+@pytest.mark.parametrize("layout", ["forward", "backward"])
+def test_matmul_is_the_product_and_ignores_thread_counts(m, k, n, dtype, layout):
+    """forward: x @ W.T (a transposed view, blocked BLAS); backward: g @ W (row-major;
+    with few rows the numba kernel)."""
     rng = np.random.default_rng(m * 7 + n)
     a = rng.normal(size=(m, k)).astype(dtype)
-    b = rng.normal(size=(n, k)).astype(dtype).T  # a layer's W.T: a transposed view
+    if layout == "forward":
+        b = rng.normal(size=(n, k)).astype(dtype).T
+    else:
+        b = rng.normal(size=(k, n)).astype(dtype)
     before = K.get_num_threads()
     outs = []
     try:
@@ -43,6 +50,20 @@ def test_matmul_is_the_product_and_ignores_thread_counts(m, k, n, dtype):
     mag = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
     assert outs[0].dtype == dtype
     assert np.all(np.abs(outs[0] - ref) <= 2 * (k + 1) * np.finfo(dtype).eps / 2 * mag)
+
+
+def test_thin_products_take_the_numba_kernel(monkeypatch):
+    from randvis.kernels import dense
+
+    calls = []
+    real = dense._thin_left
+    monkeypatch.setattr(dense, "_thin_left", lambda *a: calls.append(1) or real(*a))
+    g, w = np.ones((3, 2000)), np.ones((2000, 12288))
+    assert np.array_equal(K.matmul(g, w), np.full((3, 12288), 2000.0)) and calls == [1]
+    K.matmul(np.ones((9, 2000)), w)  # too many rows: blocked BLAS
+    K.matmul(np.ones((1, 2000)), w)  # one row: BLAS's matrix-vector product
+    K.matmul(g, np.ones((12288, 2000)).T)  # not row-major: blocked BLAS
+    assert calls == [1]
 
 
 def test_one_blas_thread_nests_and_restores_across_threads():

@@ -8,8 +8,11 @@ the last bits of the result depend on how many threads BLAS runs (measured:
 layers therefore multiply through :func:`matmul`: the output columns are cut
 into blocks of a fixed width, which depends only on the shapes, and each block
 is one single-threaded BLAS call; a thread pool runs the blocks side by side.
-The convolutions' GEMMs (wide in every dimension) split the same way for any
-thread count and keep BLAS's own threads; the tests check both.
+A backward product ``g @ W`` with a few rows of ``g`` runs instead in a numba
+kernel that reads ``W`` once, in column blocks of a fixed width, each output
+summing in ascending order. The convolutions' GEMMs (wide in every dimension)
+split the same way for any thread count and keep BLAS's own threads; the tests
+check both.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import threading
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from ._numba import get_num_threads
+from ._numba import get_num_threads, pjit, prange
 
 #: multiply-adds per block, about; each block is one single-threaded BLAS
 #: call of whole multiples of BLOCK_ALIGN output columns
@@ -29,6 +32,34 @@ BLOCK_ALIGN = 128
 #: products with fewer multiply-adds than this run on the calling thread
 #: (a thread pool costs more than they do)
 POOL_MIN_WORK = 1 << 22
+#: a product with 2 to this many rows on the left and a row-major right
+#: factor (a dense layer's backward, ``g @ W``) runs in the numba kernel
+#: :func:`_thin_left` instead: one pass over ``W``, which a single-threaded BLAS
+#: GEMM would pack first (one row is a matrix-vector product: BLAS reads ``W``
+#: once itself)
+THIN_ROWS = 8
+#: output columns per block of :func:`_thin_left`
+THIN_COLUMNS = 2048
+
+
+@pjit
+def _thin_left(a, b, cols, out):
+    # out = a @ b, a (m, k) with few rows, b (k, n) row-major: blocks of output
+    # columns in parallel; every output sums its k products in ascending order
+    m, k = a.shape
+    n = b.shape[1]
+    for blk in prange((n + cols - 1) // cols):
+        j0 = blk * cols
+        j1 = min(n, j0 + cols)
+        acc = np.zeros((m, j1 - j0), dtype=out.dtype)
+        for o in range(k):
+            row = b[o, j0:j1]
+            for i in range(m):
+                av = a[i, o]
+                ai = acc[i]
+                for j in range(j1 - j0):
+                    ai[j] += av * row[j]
+        out[:, j0:j1] = acc
 
 _depth = 0
 _limiter = None
@@ -93,6 +124,10 @@ def matmul(a, b):
     m, k = a.shape
     n = b.shape[1]
     out = np.empty((m, n), dtype=np.result_type(a, b))
+    if (2 <= m <= THIN_ROWS and a.dtype == b.dtype and b.flags.c_contiguous
+            and m * n * k >= POOL_MIN_WORK):
+        _thin_left(np.ascontiguousarray(a), b, THIN_COLUMNS, out)
+        return out
     width = -(-BLOCK_WORK // max(1, m * k))
     width = -(-width // BLOCK_ALIGN) * BLOCK_ALIGN  # depends on the shapes only
     spans = [(s, min(n, s + width)) for s in range(0, n, width)]

@@ -97,3 +97,28 @@ def test_fcn_maps_identical_across_thread_counts():
         K.set_num_threads(before)
     for key in outs[0]:
         np.testing.assert_array_equal(outs[0][key], outs[1][key])
+
+
+_FORK_SCRIPT = """
+import multiprocessing as mp
+import numpy as np
+import randvis.kernels as K
+a, b = np.ones((1, 5000)), np.ones((5000, 4000))
+K.matmul(a, b)  # the parent's thread pool exists before the fork
+def child(_):
+    return float(K.matmul(a, b).sum())
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(2) as p:
+        print(p.map(child, range(2)))
+"""
+
+
+def test_matmul_works_in_forked_children(tmp_path):
+    """A forked child inherits the pool object but not its threads; it makes its own."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork.py"
+    script.write_text(_FORK_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[20000000.0, 20000000.0]"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import os
 import threading
 
 import numpy as np
@@ -61,11 +62,12 @@ def _thin_left(a, b, cols, out):
                     ai[j] += av * row[j]
         out[:, j0:j1] = acc
 
+
 _depth = 0
 _limiter = None
 _controller = None
 _pool = None
-_pool_size = 0
+_pool_key = None
 _lock = threading.Lock()
 _pool_lock = threading.Lock()
 
@@ -100,13 +102,15 @@ def one_blas_thread():
 
 
 def _executor(workers):
-    global _pool, _pool_size
+    # one pool per process and size (a pool inherited through fork has no threads)
+    global _pool, _pool_key
     with _pool_lock:
-        if _pool is None or _pool_size != workers:
-            if _pool is not None:
+        key = (os.getpid(), workers)
+        if _pool is None or _pool_key != key:
+            if _pool is not None and _pool_key[0] == key[0]:
                 _pool.shutdown(wait=False)
             _pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="randvis-matmul")
-            _pool_size = workers
+            _pool_key = key
         return _pool
 
 

@@ -318,7 +318,7 @@ class Dense(Layer):
         return K.matmul(g, self.weight)
 
     def param_grads(self, g, x):
-        out = {"weight": g.T @ x}
+        out = {"weight": K.matmul(g.T, x)}
         if self.bias is not None:
             out["bias"] = g.sum(axis=0)
         return out
@@ -438,7 +438,7 @@ class StreamedDense(Layer):
     def forward(self, x):
         y = np.empty((x.shape[0], self.out_features), dtype=x.dtype)
         for s, e, w in self._blocks():
-            y[:, s:e] = x @ w.T
+            y[:, s:e] = K.matmul(x, w.T)
         if self.bias is not None:
             y += self.bias
         return y, x
@@ -448,7 +448,7 @@ class StreamedDense(Layer):
         live = np.flatnonzero(np.any(g != 0, axis=0))
         if live.size:
             for s, e, w in self._blocks(live):
-                gx += g[:, s:e] @ w
+                gx += K.matmul(g[:, s:e], w)
         return gx
 
     def param_grads(self, g, x):

@@ -11,7 +11,7 @@ from .padding import as_pair, output_hw, resolve_padding
 from .pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                    maxpool2d_forward)
 from .conv import winograd_suits
-from .dense import matmul, one_blas_thread
+from .gemm import dot, matmul, matmul_many, norm, one_blas_thread
 from .winograd import filter_transform as winograd_filter_transform
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
     "conv2d_forward", "get_num_threads", "im2col", "maxpool2d_backward",
     "maxpool2d_forward", "output_hw", "relu_backward", "resolve_padding",
     "set_num_threads", "threading_layer", "winograd_filter_transform", "winograd_suits",
-    "matmul", "one_blas_thread",
+    "dot", "matmul", "matmul_many", "norm", "one_blas_thread",
 ]
 
 from .depthwise import (depthwise_backward_bias, depthwise_backward_input,  # noqa: E402

@@ -5,14 +5,16 @@ VGG's conv1_2), so the kernels work on tiles of whole output rows whose column
 buffer (about ``TILE_FLOATS`` numbers) stays in cache: im2col of a tile, one
 GEMM writing straight into the output, and for the backward one GEMM into the
 tile buffer followed by col2im of that tile. numba does only the data
-movement; numpy's BLAS does the multiply-adds. Tile sizes depend only on the
-layer shape, so results do not depend on thread counts.
+movement; BLAS does the multiply-adds, through :func:`.gemm.matmul`, whose
+blocks depend only on the shapes. Tile sizes depend only on the layer shape
+too, so results do not depend on thread counts.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import winograd
+from .gemm import matmul
 from ._numba import pjit, prange
 from .padding import output_hw
 
@@ -158,7 +160,7 @@ def conv2d_forward(x, w, b, stride, pads, wino=None):
     bias = None if b is None else b.reshape(f, 1)
     if _is_pointwise((kh, kw), stride, pads):
         for bi in range(n):
-            np.matmul(w2, x[bi].reshape(c, -1), out=out[bi])
+            matmul(w2, x[bi].reshape(c, -1), out=out[bi])
             if bias is not None:
                 out[bi] += bias
         return out.reshape(n, f, ho, wo)
@@ -168,7 +170,7 @@ def conv2d_forward(x, w, b, stride, pads, wino=None):
         for oh0, oh1 in tiles:
             cols = _tile_cols(buf, x, bi, oh0, oh1, (kh, kw), stride, pads, wo)
             dst = out[bi, :, oh0 * wo:oh1 * wo]
-            np.matmul(w2, cols, out=dst)
+            matmul(w2, cols, out=dst)
             if bias is not None:
                 dst += bias
     return out.reshape(n, f, ho, wo)
@@ -200,7 +202,7 @@ def conv2d_backward_input(g, w, x_hw, stride, pads, wino=None):
     if _is_pointwise((kh, kw), stride, pads):
         dx = np.empty((n, c, ho * wo), dtype=g.dtype)
         for bi in range(n):
-            np.matmul(w2t, g3[bi], out=dx[bi])
+            matmul(w2t, g3[bi], out=dx[bi])
         return dx.reshape((n, c) + tuple(x_hw))
     dx = np.zeros((n, c) + tuple(x_hw), dtype=g.dtype)
     tiles, rows = _tiles(ho, wo, w2t.shape[0])
@@ -208,7 +210,7 @@ def conv2d_backward_input(g, w, x_hw, stride, pads, wino=None):
     for bi in range(n):
         for oh0, oh1 in tiles:
             dcols = buf[:w2t.shape[0] * (oh1 - oh0) * wo].reshape(w2t.shape[0], -1)
-            np.matmul(w2t, g3[bi, :, oh0 * wo:oh1 * wo], out=dcols)
+            matmul(w2t, g3[bi, :, oh0 * wo:oh1 * wo], out=dcols)
             _col2im_rows(dcols, bi, oh0, oh1, kh, kw, stride[0], stride[1], pads[0], pads[2], wo, dx)
     return dx
 
@@ -225,7 +227,7 @@ def conv2d_backward_weight(g, x, kernel_hw, stride, pads):
     for bi in range(n):
         for oh0, oh1 in tiles:
             cols = _tile_cols(buf, x, bi, oh0, oh1, kernel_hw, stride, pads, wo)
-            dw += g3[bi, :, oh0 * wo:oh1 * wo] @ cols.T
+            dw += matmul(g3[bi, :, oh0 * wo:oh1 * wo], cols.T)
     return dw.reshape(f, c, kernel_hw[0], kernel_hw[1])
 
 

@@ -16,7 +16,8 @@ The channel sum of the elementwise products is, for each of the 16 positions
 ``k`` of the 4x4 transformed tile, a matrix product ``M[k] = U[k] @ V[k]``
 with ``U[k]`` (f, c) the transformed filters and ``V[k]`` (c, tiles) the
 transformed input: 16 GEMMs with 16/36 = 1/2.25 of the multiply-adds of the
-im2col GEMM. numba does the three transforms; numpy's BLAS does the GEMMs.
+im2col GEMM. numba does the three transforms; BLAS does the GEMMs, all 16 in one pass
+of :func:`.gemm.matmul_many` (bits independent of thread counts).
 
 The backward pass to the input of a stride-1 layer is the convolution of the
 output gradient with the flipped, transposed filters. Flipping a 3x3 filter
@@ -35,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._numba import pjit, prange
+from .gemm import matmul_many
 
 #: target size of one chunk's transformed input (16 x c x tiles), in numbers
 CHUNK_FLOATS = 1 << 21
@@ -203,7 +205,6 @@ def conv3x3(x, u, bias, pads, transpose=False):
             vc = v[:16 * c * npix].reshape(16, c, npix)
             mc = m[:16 * f * npix].reshape(16, f, npix)
             _input_transform(x, bi, ty0, ty1, tw, t, l, vc)
-            for k in range(16):
-                np.matmul(mats[k], vc[k], out=mc[k])
+            matmul_many([(mats[k], vc[k], mc[k]) for k in range(16)])
             _output_transform(mc, bias, has_bias, bi, ty0, ty1, tw, y)
     return y

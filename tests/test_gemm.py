@@ -53,7 +53,7 @@ def test_matmul_is_the_product_and_ignores_thread_counts(m, k, n, dtype, layout)
 
 
 def test_thin_products_take_the_numba_kernel(monkeypatch):
-    from randvis.kernels import dense
+    from randvis.kernels import gemm as dense
 
     calls = []
     real = dense._thin_left

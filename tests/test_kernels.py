@@ -282,7 +282,14 @@ def test_conv2d_backward_bias(cfg):
     ref = R.conv2d_backward_bias(_f64(g))
     mag = R.conv2d_backward_bias(np.abs(_f64(g)))
     ho, wo = cfg.out_hw
+    assert got.shape == (cfg.f,)
     assert_within_rounding(got, ref, mag, cfg.n * ho * wo, cfg.dtype)
+    # the adjoint of adding a bias at every position: <g, broadcast(b)> = <db, b>
+    b = np.random.default_rng(cfg.f).normal(size=cfg.f)
+    lhs = float(np.sum(_f64(g) * b[None, :, None, None]))
+    rhs = float(np.sum(_f64(got) * b))
+    scale = float(np.sum(np.abs(_f64(g)) * np.abs(b)[None, :, None, None]))
+    assert abs(lhs - rhs) <= (cfg.n * ho * wo + cfg.f) * np.finfo(cfg.dtype).eps * scale
 
 
 def _im2col_reference(x, kernel_hw, stride, pads):

@@ -71,8 +71,19 @@ def conv2d_backward_weight(g, x, kernel_hw, stride, pads):
 
 
 def conv2d_backward_bias(g):
-    """db[f] = sum over batch and positions of g[:, f]."""
-    return g.sum(axis=tuple(a for a in range(g.ndim) if a != 1))
+    """db[f] = sum over batch and positions of g[:, f]: the bias is added at every
+    output position, so its gradient collects the signal of every position
+    (one accumulator per filter, in float64, summed in loop order)."""
+    n, f = g.shape[:2]
+    flat = g.reshape(n, f, -1)
+    db = np.zeros(f, dtype=np.float64)
+    for fi in range(f):
+        acc = 0.0
+        for ni in range(n):
+            for v in flat[ni, fi]:
+                acc += float(v)
+        db[fi] = acc
+    return db.astype(g.dtype)
 
 
 def maxpool2d_forward(x, size, stride, pads):

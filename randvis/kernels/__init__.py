@@ -1,7 +1,19 @@
 """Compute kernels: the only package that imports numba.
 
 Public functions validate nothing (the layers do) and take/return plain
-ndarrays; ``reference`` holds naive loop versions of each, used as test oracle.
+ndarrays; ``reference`` holds naive loop versions of each, used as test oracle. Every
+matrix product goes through :mod:`.gemm`, whose results do not depend on any
+thread count.
+
+Examples
+--------
+>>> import numpy as np
+>>> from randvis import kernels as K
+>>> x = np.random.default_rng(0).normal(size=(1, 2, 6, 6))
+>>> w = np.random.default_rng(1).normal(size=(3, 2, 3, 3))
+>>> y = K.conv2d_forward(x, w, None, (1, 1), K.resolve_padding("same", (6, 6), (3, 3), (1, 1)))
+>>> y.shape
+(1, 3, 6, 6)
 """
 from ._numba import get_num_threads, set_num_threads, threading_layer
 from .conv import (TILE_FLOATS, col2im, conv2d_backward_bias, conv2d_backward_input,

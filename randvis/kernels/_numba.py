@@ -9,6 +9,13 @@ spinning workers caused multi-millisecond stalls on small layers interleaved
 with BLAS calls). Every parallel kernel splits its work over independent
 outputs only (no parallel reductions), so results are bitwise identical for
 any thread count.
+
+Examples
+--------
+>>> get_num_threads() >= 1
+True
+>>> threading_layer() in ("workqueue", "omp", "tbb")
+True
 """
 from __future__ import annotations
 

@@ -8,6 +8,24 @@ tile buffer followed by col2im of that tile. numba does only the data
 movement; BLAS does the multiply-adds, through :func:`.gemm.matmul`, whose
 blocks depend only on the shapes. Tile sizes depend only on the layer shape
 too, so results do not depend on thread counts.
+
+Examples
+--------
+>>> import numpy as np
+>>> from randvis.kernels import reference
+>>> rng = np.random.default_rng(0)
+>>> x, w = rng.normal(size=(1, 3, 9, 9)), rng.normal(size=(4, 3, 3, 3))
+>>> y = conv2d_forward(x, w, None, (2, 2), (1, 1, 1, 1))
+>>> bool(np.allclose(y, reference.conv2d_forward(x, w, None, (2, 2), (1, 1, 1, 1))))
+True
+>>> cols = im2col(x, (3, 3), (2, 2), (1, 1, 1, 1))        # (c*kh*kw, n*ho*wo)
+>>> cols.shape
+(27, 25)
+>>> z = rng.normal(size=cols.shape)                      # col2im is the adjoint of im2col
+>>> lhs = np.sum(cols * z)
+>>> rhs = np.sum(x * col2im(z, x.shape, (3, 3), (2, 2), (1, 1, 1, 1)))
+>>> bool(np.isclose(lhs, rhs))
+True
 """
 from __future__ import annotations
 

@@ -15,6 +15,14 @@ vectorise for stride 1. Accumulation is in the arrays' own dtype for the
 forward and the backward to the input, in float64 for the weight gradient (a
 long sum over the batch and all positions, kept as partial sums per output
 column so that the inner loop stays vectorisable).
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.arange(18.0).reshape(1, 2, 3, 3)
+>>> w = np.stack([np.ones((1, 3, 3)), -np.ones((1, 3, 3))])     # (2, 1, 3, 3)
+>>> depthwise_forward(x, w, None, (1, 1), (0, 0, 0, 0)).ravel().tolist()
+[36.0, -117.0]
 """
 from __future__ import annotations
 

@@ -1,4 +1,18 @@
-"""Fused elementwise kernels: bias + ReLU with its mask, and the rule backward."""
+"""Fused elementwise kernels: bias + ReLU with its mask, and the rule backward.
+Examples
+--------
+>>> import numpy as np
+>>> y, mask = bias_relu(np.array([[[-1.0, 0.0, 2.0]]]), None)
+>>> y.tolist(), mask.tolist()                            # strict mask: 1(y > 0)
+([[[0.0, 0.0, 2.0]]], [[[False, False, True]]])
+>>> g = np.array([[[3.0, -4.0, -5.0]]])          # (+ 0.0 turns the -0.0 of masked negatives into 0.0)
+>>> (relu_backward(g, mask, True, False) + 0.0).tolist()  # saliency: R * 1(y > 0)
+[[[0.0, 0.0, -5.0]]]
+>>> (relu_backward(g, mask, False, True) + 0.0).tolist()  # DeconvNet: relu(R)
+[[[3.0, 0.0, 0.0]]]
+>>> (relu_backward(g, mask, True, True) + 0.0).tolist()   # GBP: relu(R) * 1(y > 0)
+[[[0.0, 0.0, 0.0]]]
+"""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,13 @@
-"""Padding and output-size arithmetic shared by the kernels and their references."""
+"""Padding and output-size arithmetic shared by the kernels and their references.
+Examples
+--------
+>>> resolve_padding("same", (7, 7), (3, 3), (2, 2))   # TensorFlow: extra row/column at the end
+(1, 1, 1, 1)
+>>> resolve_padding("same", (8, 8), (3, 3), (2, 2))
+(0, 1, 0, 1)
+>>> output_hw((224, 224), (3, 3), (1, 1), (1, 1, 1, 1))
+(224, 224)
+"""
 from __future__ import annotations
 
 import numbers

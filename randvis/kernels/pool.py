@@ -2,6 +2,18 @@
 
 Parallel over (image, channel) planes: each plane is written by one thread,
 so overlapping windows never race and results do not depend on thread count.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.array([[[[1., 5., 2., 2.], [3., 4., 2., 2.]]]])      # (1, 1, 2, 4): two 2x2 windows
+>>> y, switches = maxpool2d_forward(x, (2, 2), (2, 2), (0, 0, 0, 0))
+>>> y.ravel().tolist(), switches.ravel().tolist()              # a tie goes to the first maximum
+([5.0, 2.0], [1, 2])
+>>> maxpool2d_backward(np.ones_like(y), switches, (2, 4))[0, 0].tolist()
+[[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+>>> avgpool2d_backward(np.ones_like(y), (2, 4), (2, 2), (2, 2), (0, 0, 0, 0))[0, 0].tolist()
+[[0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]
 """
 from __future__ import annotations
 

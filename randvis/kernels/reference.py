@@ -5,6 +5,16 @@ here is fast and nothing here imports numba. Array conventions match the fast
 kernels: images are ``(n, c, h, w)``, convolution weights ``(f, c, kh, kw)``
 (cross-correlation, as every deep-learning framework computes "convolution"),
 ``pads`` is ``(top, bottom, left, right)`` and ``stride`` is ``(sh, sw)``.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+>>> w = np.ones((1, 1, 2, 2))
+>>> conv2d_forward(x, w, None, (2, 2), (0, 0, 0, 0))[0, 0].tolist()
+[[10.0, 18.0], [42.0, 50.0]]
+>>> conv2d_backward_input(np.ones((1, 1, 2, 2)), w, (4, 4), (2, 2), (0, 0, 0, 0))[0, 0].sum()
+np.float64(16.0)
 """
 from __future__ import annotations
 

@@ -30,6 +30,19 @@ of the unit roundoff times ``|A^T| [sum_c (|G||g||G^T|) * (|B^T||d||B|)] |A|``,
 a few times the magnitude bound of the direct sum (see tests/test_kernels.py).
 The work is split over independent outputs only, so results do not depend on
 the thread count.
+
+Examples
+--------
+>>> import numpy as np
+>>> from randvis.kernels import reference
+>>> rng = np.random.default_rng(0)
+>>> x, w = rng.normal(size=(1, 16, 10, 10)), rng.normal(size=(16, 16, 3, 3))
+>>> y = conv3x3(x, filter_transform(w), None, (1, 1, 1, 1))
+>>> ref = reference.conv2d_forward(x, w, None, (1, 1), (1, 1, 1, 1))
+>>> bool(np.allclose(y, ref))
+True
+>>> flip_index()[:4].tolist()                 # component (0, 0) of a flipped filter is (3, 3)
+[15, 13, 14, 12]
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _checks
 from .rules import SALIENCY
 
 __all__ = ["FGSMResult", "fgsm", "fgsm_flip", "cross_entropy_seed"]
@@ -43,9 +44,39 @@ def cross_entropy_seed(logits, labels):
     >>> s.round(2).tolist()
     [[0.25, 0.25, -0.75, 0.25]]
     """
-    seed = _softmax(logits.astype(np.float64))
-    seed[np.arange(len(labels)), labels] -= 1.0
+    z = _checks.real_array(logits, "logits")
+    if z.ndim != 2 or 0 in z.shape:
+        raise ValueError(f"logits must have shape (n, k) with n, k >= 1, got {z.shape}")
+    if not np.isfinite(z).all():
+        raise ValueError("logits contain NaN or Inf: the loss gradient is undefined")
+    y = _classes(labels, "labels", z.shape)
+    seed = _softmax(z.astype(np.float64))
+    seed[np.arange(len(y)), y] -= 1.0
     return seed
+
+
+def _classes(v, name, logits_shape, broadcast=False):
+    """Class indices ``v`` as an int array of shape (n,), each in [0, k)."""
+    n, k = logits_shape
+    a = _checks.real_array(v, name, integer=True)
+    if broadcast and a.ndim == 0:
+        a = np.broadcast_to(a, (n,))
+    if a.shape != (n,):
+        want = f"an int or an int array of shape ({n},)" if broadcast else f"an int array of shape ({n},)"
+        raise ValueError(f"{name} must be {want}, got shape {a.shape}")
+    bad = (a < 0) | (a >= k)
+    if bad.any():
+        raise ValueError(f"{name}: class {int(a[bad][0])} out of range for {k} classes")
+    return a.astype(np.intp)
+
+
+def _bound(v, name):
+    if v is None:
+        return None
+    a = _checks.real_array(v, name)
+    if np.isnan(a).any():
+        raise ValueError(f"{name} contains NaN")
+    return a
 
 
 @dataclass
@@ -95,19 +126,23 @@ def fgsm(net, x, eps, label=None, target=None, lo=None, hi=None):
     >>> bool(np.abs(res.x_adv - x).max() <= 0.5 + 1e-12)
     True
     """
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps!r}")
+    if not (callable(getattr(net, "forward", None)) and callable(getattr(net, "backward", None))):
+        raise TypeError(f"net must be a randvis network (Sequential), got {type(net).__name__}")
+    eps = _checks.nonnegative_real(eps, "eps")
+    lo, hi = _bound(lo, "lo"), _bound(hi, "hi")
+    if lo is not None and hi is not None and np.any(lo > hi):
+        raise ValueError("lo must be <= hi (the clipping range is empty)")
+    if label is not None and target is not None:
+        raise ValueError("give label (untargeted) or target (targeted), not both")
     logits, trace = net.forward(x)
     before = logits.argmax(axis=1)
     n, k = logits.shape
     if target is not None:
-        cls = np.broadcast_to(np.asarray(target, dtype=int), (n,))
+        cls = _classes(target, "target", (n, k), broadcast=True)
         sign = -1.0
     else:
-        cls = before if label is None else np.asarray(label, dtype=int)
+        cls = before if label is None else _classes(label, "label", (n, k))
         sign = 1.0
-    if np.any((cls < 0) | (cls >= k)):
-        raise ValueError(f"class out of range for {k} classes")
     grad = net.backward(trace, cross_entropy_seed(logits, cls), SALIENCY)
     x_adv = np.asarray(x, dtype=net.dtype) + sign * eps * np.sign(grad)
     if lo is not None or hi is not None:
@@ -146,6 +181,11 @@ def fgsm_flip(net, x, eps_grid, **kw):
     >>> bool(res.flipped.all())
     True
     """
+    grid = _checks.real_array(eps_grid, "eps_grid")
+    if grid.ndim != 1 or grid.size == 0:
+        raise ValueError(f"eps_grid must be a non-empty sequence of step sizes, got shape {grid.shape}")
+    if grid.size > 1 and not (np.diff(grid) > 0).all():
+        raise ValueError("eps_grid must be increasing (the first step that flips every sample is returned)")
     res = None
     for eps in eps_grid:
         res = fgsm(net, x, eps, **kw)

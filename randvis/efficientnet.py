@@ -66,6 +66,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import _checks
 from .layers import Conv2d, Dense, DepthwiseConv2d, GlobalAvgPool2d, ReLU6, Residual
 from .network import Sequential
 
@@ -316,11 +317,13 @@ def efficientnet_lite0(weights="pretrained", dtype=np.float32, rng=None, input_s
     >>> net.predict(np.zeros((1, 3, 64, 64))).shape
     (1, 1000)
     """
-    input_shape = tuple(int(s) for s in input_shape)
-    if len(input_shape) != 3 or input_shape[0] != 3 or min(input_shape) < 1:
-        raise ValueError(f"input_shape must be (3, h, w), got {input_shape}")
+    input_shape = _checks.shape(input_shape, "input_shape", 3, "(3, h, w)")
+    if input_shape[0] != 3:
+        raise ValueError(f"input_shape must be (3, h, w): EfficientNet-Lite0 takes RGB images, "
+                         f"got {input_shape}")
+    dtype = _checks.float_dtype(dtype)
+    r = _checks.generator(rng)
     if weights is None:
-        r = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         params = _random_params(r)
         source = "random"
     elif isinstance(weights, Mapping):

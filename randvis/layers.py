@@ -19,7 +19,9 @@ import concurrent.futures as cf
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import _checks
 from . import kernels as K
+from . import limits
 from .rules import SALIENCY, as_rules
 
 __all__ = ["Layer", "Conv2d", "DepthwiseConv2d", "Dense", "StreamedDense", "ReLU", "ReLU6",
@@ -35,6 +37,8 @@ class Layer:
     param_names: tuple = ()
 
     def __init__(self, name=None):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"a layer name must be a str or None, got {_checks.short_repr(name)}")
         self.name = name
 
     def params(self):
@@ -129,13 +133,12 @@ class Conv2d(Layer):
 
     def __init__(self, weight, bias=None, stride=1, padding="same", name=None):
         super().__init__(name)
-        weight = np.asarray(weight)
-        if weight.ndim != 4:
-            raise ValueError(f"conv weight must have shape (f, c, kh, kw), got {weight.shape}")
+        weight = _weight_array(weight, "conv weight", name)
+        if weight.ndim != 4 or 0 in weight.shape:
+            raise ValueError(f"conv weight must have shape (f, c, kh, kw) with every size >= 1, "
+                             f"got {weight.shape}")
         self.weight = weight
-        self.bias = None if bias is None else np.asarray(bias, dtype=weight.dtype)
-        if self.bias is not None and self.bias.shape != (weight.shape[0],):
-            raise ValueError(f"conv bias must have shape ({weight.shape[0]},), got {self.bias.shape}")
+        self.bias = _bias_array(bias, weight.shape[0], weight.dtype, "conv bias", name)
         self.stride = K.as_pair(stride, "stride")
         K.resolve_padding(padding, (1, 1), (1, 1), (1, 1))  # validates the spec
         self.padding = padding
@@ -231,13 +234,12 @@ class DepthwiseConv2d(Layer):
 
     def __init__(self, weight, bias=None, stride=1, padding="same", name=None):
         super().__init__(name)
-        weight = np.asarray(weight)
-        if weight.ndim != 4 or weight.shape[1] != 1:
-            raise ValueError(f"depthwise weight must have shape (c, 1, kh, kw), got {weight.shape}")
+        weight = _weight_array(weight, "depthwise weight", name)
+        if weight.ndim != 4 or weight.shape[1] != 1 or 0 in weight.shape:
+            raise ValueError(f"depthwise weight must have shape (c, 1, kh, kw) with every size >= 1, "
+                             f"got {weight.shape}")
         self.weight = weight
-        self.bias = None if bias is None else np.asarray(bias, dtype=weight.dtype)
-        if self.bias is not None and self.bias.shape != (weight.shape[0],):
-            raise ValueError(f"depthwise bias must have shape ({weight.shape[0]},), got {self.bias.shape}")
+        self.bias = _bias_array(bias, weight.shape[0], weight.dtype, "depthwise bias", name)
         self.stride = K.as_pair(stride, "stride")
         K.resolve_padding(padding, (1, 1), (1, 1), (1, 1))  # validates the spec
         self.padding = padding
@@ -286,13 +288,11 @@ class Dense(Layer):
 
     def __init__(self, weight, bias=None, name=None):
         super().__init__(name)
-        weight = np.asarray(weight)
-        if weight.ndim != 2:
-            raise ValueError(f"dense weight must have shape (out, in), got {weight.shape}")
+        weight = _weight_array(weight, "dense weight", name)
+        if weight.ndim != 2 or 0 in weight.shape:
+            raise ValueError(f"dense weight must have shape (out, in) with out, in >= 1, got {weight.shape}")
         self.weight = weight
-        self.bias = None if bias is None else np.asarray(bias, dtype=weight.dtype)
-        if self.bias is not None and self.bias.shape != (weight.shape[0],):
-            raise ValueError(f"dense bias must have shape ({weight.shape[0]},), got {self.bias.shape}")
+        self.bias = _bias_array(bias, weight.shape[0], weight.dtype, "dense bias", name)
 
     @property
     def in_features(self):
@@ -369,17 +369,19 @@ class StreamedDense(Layer):
     def __init__(self, in_features, out_features, std, seed, bias=None, dtype=np.float32,
                  block_rows=None, name=None):
         super().__init__(name)
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
-        if self.in_features < 1 or self.out_features < 1:
-            raise ValueError("StreamedDense needs in_features >= 1 and out_features >= 1")
-        self.std = float(std)
-        self.seed = int(seed)
-        self.dtype = np.dtype(dtype)
-        self.bias = None if bias is None else np.asarray(bias, dtype=self.dtype)
+        self.in_features = _checks.positive_int(in_features, "in_features")
+        self.out_features = _checks.positive_int(out_features, "out_features")
+        self.std = _checks.positive_real(std, "std")
+        self.seed = _checks.nonnegative_int(seed, "seed")
+        self.dtype = _checks.float_dtype(dtype)
+        self.bias = None
+        if bias is not None:
+            self.bias = _bias_array(bias, self.out_features, self.dtype, "streamed dense bias", name)
         if block_rows is None:
             block_rows = max(1, (32 << 20) // (8 * self.in_features))
-        self.block_rows = int(block_rows)
+        self.block_rows = _checks.positive_int(block_rows, "block_rows")
+        limits.check_streamed_weights(self.in_features * self.out_features,
+                                      f"{name or 'StreamedDense'} ({self.out_features} x {self.in_features})")
 
     def astype(self, dtype):
         new = super().astype(dtype)
@@ -407,6 +409,9 @@ class StreamedDense(Layer):
 
     def materialize(self):
         """The equivalent :class:`Dense` layer with the full weight matrix."""
+        limits.check_memory(self.out_features * self.in_features * self.dtype.itemsize,
+                            f"{self.name or 'StreamedDense'}: the {self.out_features} x {self.in_features} "
+                            "weight matrix")
         w = np.empty((self.out_features, self.in_features), dtype=self.dtype)
         for s, e, rows in self._blocks():
             w[s:e] = rows
@@ -641,6 +646,25 @@ class Flatten(Layer):
 
     def backward(self, g, shape, rule=None):
         return g.reshape((g.shape[0],) + tuple(shape))
+
+
+def _weight_array(a, what, name):
+    """A weight as a real, finite array; integer weights become float64 (exact), so a
+    float bias is never cut to the weight's integer type."""
+    label = f"{name}: {what}" if name else what
+    a = _checks.finite_array(a, label)
+    return a.astype(np.float64) if a.dtype.kind in "iu" else a
+
+
+def _bias_array(b, n_out, dtype, what, name):
+    """A bias as a real, finite array of shape (n_out,) in ``dtype``."""
+    if b is None:
+        return None
+    label = f"{name}: {what}" if name else what
+    b = _checks.finite_array(b, label)
+    if b.shape != (n_out,):
+        raise ValueError(f"{label} must have shape ({n_out},), got {b.shape}")
+    return b.astype(dtype, copy=False)
 
 
 def _expect_image(in_shape, layer):

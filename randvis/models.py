@@ -22,14 +22,19 @@ stored) unless ``stream`` says otherwise.
 """
 from __future__ import annotations
 
-import numbers
+import inspect
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import _checks
+from . import kernels as K
+from . import limits
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU, StreamedDense
 from .network import Sequential
 
-__all__ = ["three_layer_cnn", "fcn", "random_cnn", "vgg16", "STREAM_THRESHOLD", "VGG16_BLOCKS"]
+__all__ = ["three_layer_cnn", "fcn", "random_cnn", "vgg16", "memory_estimate", "MemoryEstimate",
+           "STREAM_THRESHOLD", "VGG16_BLOCKS"]
 
 #: dense layers with more weights than this are streamed by default (1 GiB in float32)
 STREAM_THRESHOLD = 1 << 28
@@ -41,18 +46,16 @@ VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 51
 
 
 def _rng(rng):
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    return _checks.generator(rng)
 
 
 def _posint(v, name):
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
+    return _checks.positive_int(v, name)
 
 
 def _check_init(init):
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if not isinstance(init, str) or init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {_checks.short_repr(init)}")
 
 
 def _std(init, std, fan_in):
@@ -60,9 +63,7 @@ def _std(init, std, fan_in):
         return 0.1
     if std is None or init == "he":
         return float(np.sqrt(2.0 / fan_in))
-    if not std > 0:
-        raise ValueError(f"standard deviation must be > 0, got {std!r}")
-    return float(std)
+    return _checks.positive_real(std, "standard deviation")
 
 
 def _draw(rng, shape, std, init):
@@ -82,6 +83,11 @@ def _conv(rng, c_out, c_in, k, init, std=None, bias=False, **kw):
     return Conv2d(w, b, **kw)
 
 
+def _streams(n_out, n_in, init, stream):
+    """Whether :func:`_dense` makes a streamed layer."""
+    return init != "paper" and bool(stream or (stream is None and n_out * n_in > STREAM_THRESHOLD))
+
+
 def _dense(rng, n_out, n_in, init, std=None, bias=False, stream=None, dtype=np.float32, name=None):
     s = _std(init, std, n_in)
     b = None
@@ -89,7 +95,6 @@ def _dense(rng, n_out, n_in, init, std=None, bias=False, stream=None, dtype=np.f
         b = np.ones(n_out)
     elif bias:
         b = np.zeros(n_out)
-    big = n_out * n_in > STREAM_THRESHOLD
     if init == "paper":
         if stream:
             raise ValueError("streamed layers are Gaussian; use init='gaussian' or 'he'")
@@ -97,22 +102,397 @@ def _dense(rng, n_out, n_in, init, std=None, bias=False, stream=None, dtype=np.f
     # Gaussian dense layers are always defined by a seed and drawn row by row, so
     # the streamed and the materialised layer of one model seed hold the same numbers.
     layer = StreamedDense(n_in, n_out, s, int(rng.integers(2 ** 63)), b, dtype=dtype, name=name)
-    if stream or (stream is None and big):
+    if _streams(n_out, n_in, init, stream):
         return layer
     return layer.materialize()
 
 
-def _pool(pool, pool_type, name):
+def _pool_spec(pool):
+    """``pool`` (None, size, or (size, stride); size and stride ints or pairs) as
+    (size pair, stride pair) or None."""
     if pool is None:
         return None
-    if isinstance(pool, numbers.Integral):
-        size, stride = pool, pool
-    else:
+    if isinstance(pool, (tuple, list)) and len(pool) == 2:
         size, stride = pool
-    cls = {"max": MaxPool2d, "avg": AvgPool2d}.get(pool_type)
-    if cls is None:
-        raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
-    return cls(size, stride, padding="valid", name=name)
+    elif isinstance(pool, (tuple, list)):
+        raise ValueError(f"pool must be None, a size or a (size, stride) pair, got {pool!r} "
+                         f"(length {len(pool)})")
+    else:
+        size = stride = pool
+    try:
+        return K.as_pair(size, "pool size"), K.as_pair(stride, "pool stride")
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"pool must be None, a size or a (size, stride) pair of positive integers, "
+                        f"got {pool!r} ({exc})") from None
+
+
+def _check_pool_type(pool_type):
+    if not isinstance(pool_type, str) or pool_type not in ("max", "avg"):
+        raise ValueError(f"pool_type must be 'max' or 'avg', got {_checks.short_repr(pool_type)}")
+    return pool_type
+
+
+def _pool(pool, pool_type, name):
+    spec = _pool_spec(pool)
+    if spec is None:
+        return None
+    cls = {"max": MaxPool2d, "avg": AvgPool2d}[_check_pool_type(pool_type)]
+    return cls(spec[0], spec[1], padding="valid", name=name)
+
+
+# ---------------------------------------------------------------------------
+# memory, estimated from the shapes before anything is drawn
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What a builder call needs, estimated from the shapes alone (nothing is drawn).
+
+    Attributes
+    ----------
+    call : str
+        The builder call (arguments that differ from the defaults).
+    weights : int
+        Bytes to draw and store the parameters: weights are drawn in float64
+        and cast to ``dtype`` (the peak holds both, plus the largest draw's
+        temporary); Gaussian dense layers are generated straight into
+        ``dtype``; streamed layers store nothing.
+    activations : int
+        Bytes for one image: its forward pass (every layer's output and ReLU
+        mask, kept for the backward), the three maps' stacked backward signals
+        and the largest convolution column buffer.
+    streamed_weights : int
+        Random weights the streamed layers generate per forward pass.
+    """
+
+    call: str
+    weights: int
+    activations: int
+    streamed_weights: int
+
+    @property
+    def total(self):
+        """``weights + activations``, in bytes."""
+        return self.weights + self.activations
+
+    def check(self):
+        """Raise :class:`randvis.limits.ResourceLimitError` past the memory or the
+        streamed-weights limit of :mod:`randvis.limits`."""
+        limits.check_memory(self.total, f"{self.call} (weights {limits.format_bytes(self.weights)}"
+                                        f" + one image's activations {limits.format_bytes(self.activations)})")
+        if self.streamed_weights:
+            limits.check_streamed_weights(self.streamed_weights, self.call)
+
+    def __str__(self):
+        text = (f"{self.call}: about {limits.format_bytes(self.total)} (weights "
+                f"{limits.format_bytes(self.weights)}, one image's activations "
+                f"{limits.format_bytes(self.activations)})")
+        if self.streamed_weights:
+            text += f", {self.streamed_weights:,} streamed weights per pass"
+        return text
+
+
+class _Plan:
+    """Layer sizes of a network to be built: parameters and one image's activations.
+
+    Counted: parameters (float64 draws, their cast, the largest draw's
+    temporary, the row blocks a Gaussian dense layer is generated in); for one
+    image, every layer's output and ReLU mask (the forward trace), the three
+    maps' stacked backward signals at the widest layer, the largest
+    convolution column buffer, the Winograd filter transforms a layer keeps,
+    and the row blocks of streamed layers.
+    """
+
+    def __init__(self, call, dtype, input_elems):
+        self.call, self.itemsize = call, np.dtype(dtype).itemsize
+        self.kept = 0          # bytes of parameters held when the builder returns
+        self.temp = 0          # largest temporary while drawing one layer, bytes
+        self.streamed = 0
+        self.out_sum = self.last = input_elems   # sum of the trace's outputs; the latest one
+        self.masks = 0         # ReLU masks, one byte per element
+        self.widest = 0        # largest (input + 2 * output) of a layer, elements
+        self.cols = 0          # largest convolution column buffer, elements
+        self.kept_per_pass = 0  # Winograd filter transforms, elements
+        self.stream_buf = 0    # row blocks of a streamed layer in flight, bytes
+
+    def _out(self, elems, times=1):
+        self.widest = max(self.widest, self.last + 2 * elems, 3 * elems if times > 1 else 0)
+        self.out_sum += times * elems
+        self.last = elems
+
+    def drawn(self, count, times=1):
+        """Parameters drawn in float64 (z and z * std), cast to dtype by Sequential."""
+        self.kept += times * count * (8 if self.itemsize == 8 else 8 + self.itemsize)
+        self.temp = max(self.temp, 9 * count)   # z while z * std is formed, and a mask
+
+    def conv(self, f, c, k, stride, out_hw, bias=False, times=1):
+        """``times`` equal convolutions (f filters on c channels, k x k), each followed
+        by what the caller adds (see :meth:`relu`)."""
+        ho, wo = out_hw
+        self.drawn(f * c * k * k + (f if bias else 0), times)
+        if K.winograd_suits(c, f, (k, k), stride, (ho, wo)):
+            self.kept_per_pass += times * 16 * f * c
+        elif (k, k, *stride) != (1, 1, 1, 1):
+            self.cols = max(self.cols, c * k * k * wo)   # at least one output row of columns
+        self._out(f * ho * wo, times)
+
+    @staticmethod
+    def _row_blocks(n_out, n_in, gen_itemsize):
+        """Bytes of the row blocks StreamedDense generates at once (float64, then cast)."""
+        rows = max(1, (32 << 20) // (8 * n_in))
+        blocks = -(-n_out // rows)
+        in_flight = min(blocks, max(1, K.get_num_threads()) + 1)
+        return in_flight * min(rows, n_out) * n_in * (8 + gen_itemsize)
+
+    def dense(self, n_out, n_in, init, stream, gen_itemsize):
+        if init == "paper":
+            self.drawn(n_out * n_in)
+        elif _streams(n_out, n_in, init, stream):
+            self.streamed += n_out * n_in
+            self.stream_buf = max(self.stream_buf, self._row_blocks(n_out, n_in, gen_itemsize))
+        else:   # generated block by block straight into gen_itemsize, cast if dtype differs
+            self.kept += n_out * n_in * (gen_itemsize if gen_itemsize == self.itemsize
+                                         else gen_itemsize + self.itemsize)
+            self.temp = max(self.temp, self._row_blocks(n_out, n_in, gen_itemsize))
+        self._out(n_out)
+
+    def relu(self, times=1):
+        self.masks += times * self.last
+        self._out(self.last, times)
+
+    def pool(self, out_elems):
+        self._out(out_elems)
+
+    def estimate(self):
+        elems = self.out_sum + 3 * self.widest + self.cols + self.kept_per_pass
+        acts = elems * self.itemsize + self.masks + self.stream_buf
+        return MemoryEstimate(self.call, int(self.kept + self.temp), int(acts), int(self.streamed))
+
+
+def _fit(what, in_hw, kernel_hw, stride, pads):
+    try:
+        return K.output_hw(in_hw, kernel_hw, stride, pads)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+def _call_text(builder, args):
+    """``builder(name=value, ...)`` for the arguments that differ from the defaults."""
+    sig = inspect.signature(_BUILDERS[builder])
+    parts = []
+    for name, p in sig.parameters.items():
+        v = args[name]
+        if name == "rng":   # draws the numbers, not the sizes
+            continue
+        if p.default is inspect.Parameter.empty or not _same(v, p.default):
+            parts.append(f"{name}={_checks.short_repr(v, 40)}")
+    return f"{builder}({', '.join(parts)})"
+
+
+def _same(a, b):
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # arrays and other objects without a plain truth value
+        return a is b
+
+
+def _args_three_layer_cnn(a):
+    v = dict(a)
+    v["n_filters"] = _posint(a["n_filters"], "n_filters")
+    v["kernel_size"] = _posint(a["kernel_size"], "kernel_size")
+    v["stride_pair"] = K.as_pair(a["stride"], "stride")
+    K.resolve_padding(a["padding"], (1, 1), (1, 1), (1, 1))  # validates the spec
+    v["n_classes"] = _posint(a["n_classes"], "n_classes")
+    v["pool_spec"] = _pool_spec(a["pool"])
+    _check_pool_type(a["pool_type"])
+    v["input_shape"] = _checks.image_shape(a["input_shape"])
+    v["w_std"] = _checks.positive_real(a["w_std"], "w_std", allow_none=True)
+    v["v_std"] = _checks.positive_real(a["v_std"], "v_std", allow_none=True)
+    _check_init(a["init"])
+    v["dtype"] = _checks.float_dtype(a["dtype"])
+    v["stream"] = _checks.flag(a["stream"], "stream", allow_none=True)
+    return v
+
+
+def _plan_three_layer_cnn(v, call):
+    c, h, w = v["input_shape"]
+    n, k, s = v["n_filters"], v["kernel_size"], v["stride_pair"]
+    plan = _Plan(call, v["dtype"], c * h * w)
+    pads = K.resolve_padding(v["padding"], (h, w), (k, k), s)
+    ho, wo = _fit(f"kernel_size={k}, stride={v['stride']}, padding={v['padding']!r} on input_shape "
+                  f"{(c, h, w)}", (h, w), (k, k), s, pads)
+    plan.conv(n, c, k, s, (ho, wo))
+    plan.relu()
+    if v["pool_spec"] is not None:
+        size, stride = v["pool_spec"]
+        ho, wo = _fit(f"pool={v['pool']!r} after the convolution's {ho}x{wo} output", (ho, wo), size,
+                      stride, (0, 0, 0, 0))
+        plan.pool(n * ho * wo)
+    plan.dense(v["n_classes"], n * ho * wo, v["init"], v["stream"], v["dtype"].itemsize)
+    return plan
+
+
+def _args_fcn(a):
+    v = dict(a)
+    v["n_hidden"] = _posint(a["n_hidden"], "n_hidden")
+    v["n_classes"] = _posint(a["n_classes"], "n_classes")
+    v["input_shape"] = _checks.shape(a["input_shape"], "input_shape")
+    v["w_std"] = _checks.positive_real(a["w_std"], "w_std", allow_none=True)
+    v["v_std"] = _checks.positive_real(a["v_std"], "v_std", allow_none=True)
+    _check_init(a["init"])
+    v["dtype"] = _checks.float_dtype(a["dtype"])
+    v["stream"] = _checks.flag(a["stream"], "stream", allow_none=True)
+    return v
+
+
+def _plan_fcn(v, call):
+    d = int(np.prod(v["input_shape"], dtype=object))
+    plan = _Plan(call, v["dtype"], d)
+    plan.dense(v["n_hidden"], d, v["init"], v["stream"], v["dtype"].itemsize)
+    plan.relu()
+    plan.dense(v["n_classes"], v["n_hidden"], v["init"], v["stream"], v["dtype"].itemsize)
+    return plan
+
+
+def _args_random_cnn(a):
+    v = dict(a)
+    v["depth"] = _posint(a["depth"], "depth")
+    v["width"] = _posint(a["width"], "width")
+    v["kernel_size"] = _posint(a["kernel_size"], "kernel_size")
+    if a["pool_every"] is not None:
+        _posint(a["pool_every"], "pool_every")
+    _check_pool_type(a["pool_type"])
+    v["n_classes"] = _posint(a["n_classes"], "n_classes")
+    v["input_shape"] = _checks.image_shape(a["input_shape"])
+    _check_init(a["init"])
+    v["std"] = _checks.positive_real(a["std"], "std", allow_none=True)
+    v["dtype"] = _checks.float_dtype(a["dtype"])
+    v["stream"] = _checks.flag(a["stream"], "stream", allow_none=True)
+    return v
+
+
+def _plan_random_cnn(v, call):
+    c, h, w = v["input_shape"]
+    k, width = v["kernel_size"], v["width"]
+    plan = _Plan(call, v["dtype"], c * h * w)
+    depth, every = v["depth"], v["pool_every"]
+    i = 1
+    while i <= depth:   # runs of equal conv + ReLU layers ("same" padding, stride 1) between poolings
+        run = 1 if c != width else (min(depth, -(-i // every) * every) if every else depth) - i + 1
+        plan.conv(width, c, k, (1, 1), (h, w), times=run)
+        plan.relu(times=run)
+        i, c = i + run, width
+        if every and (i - 1) % every == 0:
+            h, w = _fit(f"the 2x2 pooling after conv{i - 1} (pool_every={every}) on input_shape "
+                        f"{v['input_shape']}", (h, w), (2, 2), (2, 2), (0, 0, 0, 0))
+            plan.pool(c * h * w)
+    plan.dense(v["n_classes"], c * h * w, v["init"], v["stream"], v["dtype"].itemsize)
+    return plan
+
+
+def _args_vgg16(a):
+    v = dict(a)
+    v["dtype"] = _checks.float_dtype(a["dtype"])
+    if a["weights"] is not None:
+        if a["n_classes"] is not None:
+            _posint(a["n_classes"], "n_classes")
+        return v
+    v["n_classes"] = _posint(a["n_classes"], "n_classes")
+    shape = v["input_shape"] = _checks.image_shape(a["input_shape"])
+    if shape[1] % 32 or shape[2] % 32:
+        raise ValueError(f"VGG-16 needs h and w divisible by 32 (five 2x2 poolings), "
+                         f"got input_shape {shape}")
+    _check_init(a["init"])
+    widths = [b[0] for b in VGG16_BLOCKS] if a["widths"] is None else a["widths"]
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__"):
+        raise TypeError(f"widths must be a sequence of 5 positive integers, got {_checks.short_repr(widths)}")
+    if len(widths) != 5:
+        raise ValueError(f"widths must give 5 block widths, got {_checks.short_repr(widths)}")
+    v["widths"] = [_posint(wd, f"widths[{i}]") for i, wd in enumerate(widths)]
+    v["fc_width"] = _posint(a["fc_width"], "fc_width")
+    _check_pool_type(a["pool_type"])
+    return v
+
+
+def _plan_vgg16(v, call):
+    if v["weights"] is not None:   # the file's own sizes are checked when it is read
+        return _Plan(call, v["dtype"], 0)
+    c, h, w = v["input_shape"]
+    plan = _Plan(call, v["dtype"], c * h * w)
+    for block, wdt in zip(VGG16_BLOCKS, v["widths"]):
+        for _ in block:
+            plan.conv(wdt, c, 3, (1, 1), (h, w), bias=True)
+            plan.relu()
+            c = wdt
+        h, w = h // 2, w // 2
+        plan.pool(c * h * w)
+    fcw = v["fc_width"]
+    f32 = np.dtype(np.float32).itemsize   # vgg16's dense layers are generated in float32
+    for n_out, n_in in ((fcw, c * h * w), (fcw, fcw), (v["n_classes"], fcw)):
+        plan.dense(n_out, n_in, v["init"], False, f32)
+        if n_out == fcw:
+            plan.relu()
+    return plan
+
+
+def _prepare(builder, args):
+    """Validate a builder's arguments and estimate its memory: (values, MemoryEstimate)."""
+    validate, plan = _RULES[builder]
+    values = validate(args)
+    values["rng"] = _checks.generator(args["rng"]) if "rng" in args else None
+    return values, plan(values, _call_text(builder, args)).estimate()
+
+
+def _checked(builder, args):
+    """Validated values of a builder call, after checking its memory against the limits."""
+    values, est = _prepare(builder, args)
+    est.check()
+    return values
+
+
+def memory_estimate(builder, *args, **kwargs):
+    """The memory a builder call would need, from the shapes alone (nothing is drawn).
+
+    Every builder of this module checks this estimate against
+    :mod:`randvis.limits` before it draws a weight; this function gives the
+    same numbers without building, e.g. to print them first.
+
+    Parameters
+    ----------
+    builder : "three_layer_cnn", "fcn", "random_cnn", "vgg16" or the function
+    *args, **kwargs
+        The builder's arguments, validated as the builder validates them.
+
+    Returns
+    -------
+    MemoryEstimate
+        ``weights`` and ``activations`` (one image) in bytes, ``total``, and
+        the random weights streamed layers generate per pass.
+
+    Examples
+    --------
+    >>> est = memory_estimate("three_layer_cnn", 256, input_shape=(3, 64, 64))
+    >>> est.weights > 256 * 3 * 7 * 7 * 4          # the filters, at least
+    True
+    >>> est = memory_estimate("fcn", 64, input_shape=(3, 16, 16))
+    >>> est.weights >= (64 * 768 + 10 * 64) * 4     # both dense layers, in float32
+    True
+    >>> print(est)
+    fcn(n_hidden=64, input_shape=(3, 16, 16)): about ... KiB (weights ... KiB, one image's activations ... KiB)
+    >>> big = memory_estimate(three_layer_cnn, 10**9, input_shape=(3, 64, 64))
+    >>> big.total > limits.get_limit("memory")
+    True
+    """
+    if callable(builder):
+        builder = getattr(builder, "__name__", builder)
+    if builder not in _BUILDERS:
+        raise ValueError(f"builder must be one of {sorted(_BUILDERS)}, got {_checks.short_repr(builder)}")
+    try:
+        bound = inspect.signature(_BUILDERS[builder]).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{builder}: {exc}") from None
+    bound.apply_defaults()
+    return _prepare(builder, dict(bound.arguments))[1]
 
 
 def three_layer_cnn(n_filters, kernel_size=7, stride=1, padding="same", n_classes=10, pool=None,
@@ -153,12 +533,10 @@ def three_layer_cnn(n_filters, kernel_size=7, stride=1, padding="same", n_classe
     >>> [layer.name for layer in net.layers]
     ['conv1', 'relu1', 'flatten', 'fc']
     """
-    n = _posint(n_filters, "n_filters")
-    k = _posint(kernel_size, "kernel_size")
-    _check_init(init)
-    rng = _rng(rng)
+    a = _checked("three_layer_cnn", locals())
+    n, k, rng, input_shape, dtype = a["n_filters"], a["kernel_size"], a["rng"], a["input_shape"], a["dtype"]
     c = input_shape[0]
-    w_std = _std(init, w_std, c * k * k)
+    w_std = _std(init, a["w_std"], c * k * k)
     layers = [_conv(rng, n, c, k, init, w_std, stride=stride, padding=padding, name="conv1"),
               ReLU(name="relu1")]
     p = _pool(pool, pool_type, "pool1")
@@ -166,9 +544,8 @@ def three_layer_cnn(n_filters, kernel_size=7, stride=1, padding="same", n_classe
         layers.append(p)
     layers.append(Flatten(name="flatten"))
     feat = _feature_size(layers, input_shape, dtype)
-    v_std = _std(init, v_std, feat)
-    layers.append(_dense(rng, _posint(n_classes, "n_classes"), feat, init, v_std, stream=stream,
-                         dtype=dtype, name="fc"))
+    v_std = _std(init, a["v_std"], feat)
+    layers.append(_dense(rng, a["n_classes"], feat, init, v_std, stream=stream, dtype=dtype, name="fc"))
     info = {"builder": "three_layer_cnn", "n_filters": n, "kernel_size": k, "stride": stride,
             "padding": padding, "pool": pool, "pool_type": pool_type, "init": init,
             "w_std": w_std, "v_std": v_std}
@@ -207,16 +584,14 @@ def fcn(n_hidden, n_classes=10, input_shape=(3, 224, 224), w_std=None, v_std=Non
     >>> net.n_classes
     10
     """
-    n = _posint(n_hidden, "n_hidden")
-    _check_init(init)
-    rng = _rng(rng)
+    a = _checked("fcn", locals())
+    n, rng, input_shape, dtype = a["n_hidden"], a["rng"], a["input_shape"], a["dtype"]
     d = int(np.prod(input_shape))
-    w_std, v_std = _std(init, w_std, d), _std(init, v_std, n)
+    w_std, v_std = _std(init, a["w_std"], d), _std(init, a["v_std"], n)
     layers = [Flatten(name="flatten"),
               _dense(rng, n, d, init, w_std, stream=stream, dtype=dtype, name="fc1"),
               ReLU(name="relu1"),
-              _dense(rng, _posint(n_classes, "n_classes"), n, init, v_std, stream=stream,
-                     dtype=dtype, name="fc2")]
+              _dense(rng, a["n_classes"], n, init, v_std, stream=stream, dtype=dtype, name="fc2")]
     info = {"builder": "fcn", "n_hidden": n, "init": init, "w_std": w_std, "v_std": v_std}
     return Sequential(layers, input_shape, dtype, info)
 
@@ -257,23 +632,18 @@ def random_cnn(depth, width=64, kernel_size=3, pool_every=None, pool_type="max",
     >>> net.shapes[-2]
     (128,)
     """
-    depth = _posint(depth, "depth")
-    width = _posint(width, "width")
-    k = _posint(kernel_size, "kernel_size")
-    if pool_every is not None:
-        _posint(pool_every, "pool_every")
-    _check_init(init)
-    rng = _rng(rng)
+    a = _checked("random_cnn", locals())
+    depth, width, k, rng = a["depth"], a["width"], a["kernel_size"], a["rng"]
+    input_shape, dtype, s = a["input_shape"], a["dtype"], a["std"]
     layers, c = [], input_shape[0]
     for i in range(1, depth + 1):
-        layers += [_conv(rng, width, c, k, init, std, name=f"conv{i}"), ReLU(name=f"relu{i}")]
+        layers += [_conv(rng, width, c, k, init, s, name=f"conv{i}"), ReLU(name=f"relu{i}")]
         c = width
         if pool_every and i % pool_every == 0:
             layers.append(_pool(2, pool_type, f"pool{i // pool_every}"))
     layers.append(Flatten(name="flatten"))
     feat = _feature_size(layers, input_shape, dtype)
-    layers.append(_dense(rng, _posint(n_classes, "n_classes"), feat, init, std, stream=stream,
-                         dtype=dtype, name="fc"))
+    layers.append(_dense(rng, a["n_classes"], feat, init, s, stream=stream, dtype=dtype, name="fc"))
     info = {"builder": "random_cnn", "depth": depth, "width": width, "kernel_size": k,
             "pool_every": pool_every, "pool_type": pool_type, "init": init, "std": std}
     return Sequential(layers, input_shape, dtype, info)
@@ -319,6 +689,7 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
     >>> net.layers[-1].name, net.n_classes
     ('fc8', 10)
     """
+    a = _checked("vgg16", locals())
     if weights is not None:
         from .weights import load_vgg16
 
@@ -326,15 +697,7 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
         if n_classes not in (None, 1000, net.n_classes):
             raise ValueError(f"n_classes={n_classes} but {weights} has {net.n_classes} classes")
         return net
-    _check_init(init)
-    rng = _rng(rng)
-    if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (c, h, w), got {input_shape}")
-    if input_shape[1] % 32 or input_shape[2] % 32:
-        raise ValueError(f"VGG-16 needs h and w divisible by 32, got {input_shape[1:]}")
-    widths = [b[0] for b in VGG16_BLOCKS] if widths is None else list(widths)
-    if len(widths) != 5:
-        raise ValueError(f"widths must give 5 block widths, got {widths}")
+    rng, input_shape, dtype, widths = a["rng"], a["input_shape"], a["dtype"], a["widths"]
     layers, c = [], input_shape[0]
     for bi, (block, wdt) in enumerate(zip(VGG16_BLOCKS, widths), start=1):
         for li in range(1, len(block) + 1):
@@ -344,13 +707,19 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
         layers.append(_pool(2, pool_type, f"pool{bi}"))
     layers.append(Flatten(name="flatten"))
     feat = c * (input_shape[1] // 32) * (input_shape[2] // 32)
-    fcw = _posint(fc_width, "fc_width")
+    fcw = a["fc_width"]
     layers += [_dense(rng, fcw, feat, init, bias=True, stream=False, name="fc6"), ReLU(name="relu6"),
                _dense(rng, fcw, fcw, init, bias=True, stream=False, name="fc7"), ReLU(name="relu7"),
-               _dense(rng, _posint(n_classes, "n_classes"), fcw, init, bias=True, stream=False,
-                      name="fc8")]
+               _dense(rng, a["n_classes"], fcw, init, bias=True, stream=False, name="fc8")]
     info = {"builder": "vgg16", "init": init, "widths": widths, "fc_width": fcw, "pool_type": pool_type}
     return Sequential(layers, input_shape, dtype, info)
+
+
+_BUILDERS = {"three_layer_cnn": three_layer_cnn, "fcn": fcn, "random_cnn": random_cnn, "vgg16": vgg16}
+_RULES = {"three_layer_cnn": (_args_three_layer_cnn, _plan_three_layer_cnn),
+          "fcn": (_args_fcn, _plan_fcn),
+          "random_cnn": (_args_random_cnn, _plan_random_cnn),
+          "vgg16": (_args_vgg16, _plan_vgg16)}
 
 
 def _jsonable(v):

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["Rule", "SALIENCY", "DECONVNET", "GBP", "RULES", "get_rule", "as_rules"]
 
 
@@ -49,10 +51,19 @@ class Rule:
     forward_mask: bool
     backward_relu: bool
 
+    def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise TypeError(f"a rule's name must be a str, got {self.name!r}")
+        if not self.name:
+            raise ValueError("a rule's name must not be empty")
+        for flag in ("forward_mask", "backward_relu"):
+            v = getattr(self, flag)
+            if not isinstance(v, (bool, np.bool_)):
+                raise TypeError(f"{flag} must be True or False, got {v!r} ({type(v).__name__})")
+            object.__setattr__(self, flag, bool(v))
+
     def apply_numpy(self, r, mask):
         """The rule in plain numpy: ``h(R) * mask`` (a readable reference)."""
-        import numpy as np
-
         t = np.maximum(r, 0) if self.backward_relu else r
         return t * mask if self.forward_mask else t
 
@@ -93,6 +104,6 @@ def as_rules(rule) -> tuple:
     """
     if isinstance(rule, (list, tuple)):
         if not rule:
-            raise ValueError("at least one rule is needed")
+            raise ValueError(f"at least one method is needed; choose from {sorted(RULES)}")
         return tuple(get_rule(r) for r in rule)
     return (get_rule(rule),)

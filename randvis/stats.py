@@ -34,6 +34,8 @@ import numpy as np
 from scipy import ndimage
 from scipy import stats as _st
 
+from . import _checks
+
 __all__ = [
     "MIN_VALUES", "SHAPIRO_MAX_N",
     "NormalityStats", "NormalityResult", "QQData", "SimilarityResult",
@@ -79,7 +81,10 @@ del _k
 
 def _as_array(x, name, ndims=None, min_size=1):
     """float64 copy of ``x`` after checking dtype, ndim, size and finiteness."""
-    a = np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise ValueError(f"{name} must be a real numeric array, got {_checks.short_repr(x)} ({exc})") from None
     if a.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
     if ndims is not None and a.ndim not in ndims:
@@ -116,13 +121,7 @@ def _check_int(name, v, lo, hi=None):
 
 
 def _generator(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is not None and (isinstance(rng, (bool, np.bool_))
-                            or not isinstance(rng, (numbers.Integral, np.random.SeedSequence))):
-        raise TypeError("rng must be None, an int seed, a SeedSequence or a "
-                        f"numpy Generator, got {type(rng).__name__}")
-    return np.random.default_rng(rng)
+    return _checks.generator(rng)
 
 
 def _jsonable(v):
@@ -497,6 +496,7 @@ def standardize_channels(m):
     flat_sd = sd.reshape(-1)
     if (flat_sd == 0).any():
         idx = np.unravel_index(int(np.argmin(flat_sd)), sd.shape[:-2]) if a.ndim > 2 else ()
+        idx = tuple(int(i) for i in idx)
         raise ValueError(f"channel {idx} of m is constant: cannot standardise")
     return (a - mu) / sd
 

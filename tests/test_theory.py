@@ -109,6 +109,35 @@ def test_saliency_covariance_is_white():
     assert cov[0, 0] == pytest.approx(3 * 0.25 * 4 / 2 * 9)
 
 
+def test_pixel_covariance_hand_values_and_pixel_forms():
+    """A 1x6x6 image of ones, 3x3 "same" kernel, N = 2, s_w = 0.5, s_v = 2, so
+    N s_v^2 s_w^2 = 2. A pixel at (r, c) is covered at filter offsets o with
+    r + 1 - o in [0, 5] (rows) and likewise for columns: (0, 0) at 2 x 2 = 4
+    offsets, (0, 1) at 2 x 3 = 6, (2, 3) at 3 x 3 = 9; pairs share 4, 4 and 6
+    offsets. Saliency: Var = 2/2 * coverage, no covariance. DeconvNet: the same
+    variances and Cov = 2 / (2 pi) * shared offsets."""
+    spec = T.RandomNetSpec("cnn", 2, w_std=0.5, v_std=2.0, kernel_size=3)
+    x = np.ones((1, 6, 6))
+    triples = [[0, 0, 0], [0, 0, 1], [0, 2, 3]]
+    sal = T.pixel_covariance(spec, x, "saliency", triples)
+    np.testing.assert_allclose(sal, np.diag([4.0, 6.0, 9.0]), rtol=1e-12)
+    dec = T.pixel_covariance(spec, x, "deconvnet", triples)
+    want = np.array([[4.0, 4 / np.pi, 4 / np.pi], [4 / np.pi, 6.0, 6 / np.pi], [4 / np.pi, 6 / np.pi, 9.0]])
+    np.testing.assert_allclose(dec, want, rtol=1e-12)
+    # (row, column) pairs mean channel 0 of a one-channel image, whatever their number
+    np.testing.assert_array_equal(T.pixel_covariance(spec, x, "deconvnet", [[0, 0], [0, 1], [2, 3]]), dec)
+    six = T.pixel_covariance(spec, x, "deconvnet", np.array([[0, 1], [2, 3], [4, 5]]))
+    assert six.shape == (3, 3)
+    np.testing.assert_array_equal(six, T.pixel_covariance(spec, x, "deconvnet", [[0, 0, 1], [0, 2, 3], [0, 4, 5]]))
+    # with two channels a pair does not say which channel: refused; triples in
+    # different channels do not covary
+    x2 = np.ones((2, 6, 6))
+    with pytest.raises(ValueError, match=r"\(row, column\) pairs.*2 channels"):
+        T.pixel_covariance(spec, x2, "deconvnet", [[0, 0], [2, 3]])
+    two = T.pixel_covariance(spec, x2, "deconvnet", [[0, 2, 3], [1, 2, 3]])
+    assert two[0, 1] == 0 and two[0, 0] == pytest.approx(9.0)
+
+
 def test_fcn_closed_forms():
     """One patch = the whole image: E[s_GBP] = N s_v s_w/(2 pi) x/|x|, relative
     error sqrt((pi^2 d - 1) / N); checked by simulation (S = 400, 5 SE)."""
@@ -149,26 +178,96 @@ def test_gbp_relative_error_slope_and_theory():
     assert -0.6 <= slope <= -0.4, slope
 
 
-def test_cnn_is_closer_to_its_target_than_fcn_at_equal_n():
+def _unit_patches_and_support(x, k):
+    """Unit patches x_j/|x_j| (rows, filter coordinates) of the non-zero patches of a
+    stride-1 "same" convolution with an odd k x k kernel (k=None: one patch, the
+    whole image), and sigma_j, the 0/1 mask of a patch's entries inside the image."""
+    c, h, w = x.shape
+    if k is None:
+        p, sigma = x.reshape(1, -1), np.ones((1, x.size))
+    else:
+        pad = ((0, 0), (k // 2, k // 2), (k // 2, k // 2))
+        win = lambda a: np.lib.stride_tricks.sliding_window_view(np.pad(a, pad), (k, k), axis=(1, 2)) \
+            .transpose(1, 2, 0, 3, 4).reshape(h * w, -1)
+        p, sigma = win(x), win(np.ones_like(x))
+    norms = np.linalg.norm(p, axis=1)
+    live = norms > 0
+    return p[live] / norms[live, None], sigma[live]
+
+
+def _variance_of_map_sum(x, k, s_w, s_v):
+    """Var(sum_a s_a) of one filter's GBP map s = sum_j relu(V_j) 1(w.u_j > 0) place_j(w),
+    from the Gaussian facts alone: sum_a s_a = sum_j relu(V_j) 1(w.u_j > 0) (sigma_j . w), so
+
+        E (sum s)^2 = sum_j s_v^2 s_w^2 |sigma_j|^2 / 4
+                      + sum_{j != j'} s_v^2 / (2 pi) s_w^2 sigma_j^T M(u_j, u_j') sigma_j'
+        E sum s     = s_v s_w / (2 pi) sum_j sigma_j . u_j
+
+    with M(u, t) = (pi - theta) / (2 pi) I + (u t^T + t u^T - cos(theta)(u u^T + t t^T)) / (2 pi sin(theta))."""
+    u, sigma = _unit_patches_and_support(x, k)
+    cos = np.clip(u @ u.T, -1.0, 1.0)
+    theta = np.arccos(cos)
+    sin = np.sin(theta)
+    ss = sigma @ sigma.T                       # sigma_j . sigma_j'
+    su = sigma @ u.T                           # su[j, j'] = sigma_j . u_j'
+    d = np.diag(su)                            # sigma_j . u_j
+    num = d[:, None] * d[None, :] + su * su.T - cos * (d[:, None] * su.T + su * d[None, :])
+    ok = sin > 1e-12                           # parallel patches: M = I/2 or 0, the first term alone
+    quad = (np.pi - theta) / (2 * np.pi) * ss + np.where(ok, num / (2 * np.pi * np.where(ok, sin, 1.0)), 0.0)
+    second = s_v ** 2 * s_w ** 2 * (np.trace(ss) / 4 + (quad.sum() - np.trace(quad)) / (2 * np.pi))
+    return second - (s_v * s_w / (2 * np.pi) * d.sum()) ** 2
+
+
+def test_gbp_correlation_with_its_target_matches_predicted_correlation():
     """At N = 256 on a 3x32x32 photo the CNN's GBP correlates with the
     patch-normalised input far better than the FCN's GBP with its own target
-    x/|x| (theory: ~0.98 vs ~0.09); both measured values are within 0.1 of
-    predicted_correlation, and fcn_units_to_match says how many FCN units
-    would close the gap."""
+    x/|x| (theory: ~0.94 vs ~0.08), as predicted_correlation says.
+
+    Over S = 64 networks of each kind, A = <g_c, r_c> and B = |g_c|^2 (g_c, r_c:
+    map and target with their means removed) have exact expectations:
+    E A = N <m_c, r_c> and E B = N^2 |m_c|^2 + N (sum_a Var_a - Var(sum_a s_a) / d)
+    (m = E s, Var from pixel_variance for N = 1; Var(sum s) derived here,
+    _variance_of_map_sum). Their ratio R* = E A / (|r_c| sqrt(E B)) must lie
+    within 5 standard errors of the ratio of the sample means (delta method,
+    from the sample covariance of (A, B)). predicted_correlation leaves out the
+    Var(sum s) / d term (the variance of the map's own mean), so it may differ
+    from the simulation by 5 SE plus exactly that omission; a correlation of 0
+    for the FCN is about 50 SE away."""
     x = _natural(32)
-    n = 256
-    cnn = randvis.three_layer_cnn(n, kernel_size=7, input_shape=x.shape, n_classes=1, dtype=np.float64, rng=0)
-    fc = randvis.fcn(n, input_shape=x.shape, n_classes=1, dtype=np.float64, rng=0)
+    n, S = 256, 64
     out = {}
-    for name, net in (("cnn", cnn), ("fcn", fc)):
-        spec = T.RandomNetSpec.from_network(net)
-        g = randvis.visualize(net, x[None], target=0, methods=("gbp",))["gbp"][0]
-        target = T.patch_normalized_input(x, spec)
-        out[name] = (np.corrcoef(g.ravel(), target.ravel())[0, 1], T.predicted_correlation(spec, x))
-    assert out["cnn"][0] > out["fcn"][0] + 0.5
-    for measured, predicted in out.values():
-        assert abs(measured - predicted) < 0.1
-    need = T.fcn_units_to_match(T.RandomNetSpec.from_network(cnn), x)
+    for kind in ("cnn", "fcn"):
+        a, b = [], []
+        for seed in range(S):
+            net = (randvis.three_layer_cnn(n, kernel_size=7, input_shape=x.shape, n_classes=1,
+                                           dtype=np.float64, rng=seed) if kind == "cnn"
+                   else randvis.fcn(n, input_shape=x.shape, n_classes=1, dtype=np.float64, rng=seed))
+            spec = T.RandomNetSpec.from_network(net)
+            g = randvis.visualize(net, x[None], target=0, methods=("gbp",))["gbp"][0]
+            r = T.patch_normalized_input(x, spec)
+            gc, rc = g - g.mean(), r - r.mean()
+            a.append(np.sum(gc * rc))
+            b.append(np.sum(gc * gc))
+        a, b, rn = np.array(a), np.array(b), np.linalg.norm(rc)
+        measured = a.mean() / (rn * np.sqrt(b.mean()))
+        grad = np.array([1 / (rn * np.sqrt(b.mean())), -a.mean() / (2 * rn * b.mean() ** 1.5)])
+        se = np.sqrt(grad @ np.cov(np.vstack([a, b])) @ grad / S)
+
+        one = spec.with_n(1)
+        m = T.expected_map(one, x, "gbp")
+        mc = m - m.mean()
+        var_sum = _variance_of_map_sum(x, 7 if kind == "cnn" else None, spec.w_std, spec.v_std)
+        exact = np.sum(mc * rc) / (rn * np.sqrt(np.sum(mc ** 2)
+                                                + (T.pixel_variance(one, x, "gbp").sum() - var_sum / x.size) / n))
+        predicted = T.predicted_correlation(spec, x)
+        omitted = abs(exact - predicted)
+        assert abs(measured - exact) < 5 * se, (kind, measured, exact, se)
+        assert abs(measured - predicted) < 5 * se + omitted, (kind, measured, predicted, se, omitted)
+        assert omitted < 0.01 * exact  # the omission is small (5% of the variance for this CNN)
+        out[kind] = measured
+    assert out["cnn"] > out["fcn"] + 0.5
+    need = T.fcn_units_to_match(T.RandomNetSpec.from_network(
+        randvis.three_layer_cnn(n, kernel_size=7, input_shape=x.shape, n_classes=1, rng=0)), x)
     assert need > 50 * n  # an FCN needs orders of magnitude more units
 
 

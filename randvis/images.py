@@ -32,6 +32,8 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from .limits import ResourceLimitError, check_image_pixels, check_memory
+
 __all__ = [
     "IMAGENET_MEAN_RGB_255", "NORMALIZE_MODES", "RESIZE_MODES", "deprocess", "load_image",
     "normalize_map", "preprocess", "resize_image", "sample_image", "sample_names", "to_hwc",
@@ -49,6 +51,11 @@ RESIZE_MODES = ("center-crop", "stretch")
 NORMALIZE_MODES = ("minmax", "signed", "abs")
 
 _BILINEAR = getattr(Image, "Resampling", Image).BILINEAR
+
+#: bytes per pixel that decoding may take at its peak: Pillow's image (up to 4),
+#: its orientation-corrected copy (4), the float32 (h, w, 3) array and the
+#: (3, h, w) result (12 each)
+_DECODE_BYTES_PER_PIXEL = 32
 
 # scikit-image sample images: all in its bundled ("legacy") data set, so
 # loading them never triggers a download.
@@ -196,6 +203,16 @@ def load_image(path, size=None, resize="center-crop"):
     * the EXIF orientation tag, if any, is applied (as image viewers do);
     * of a multi-frame file (animated GIF, multi-page TIFF) the first frame is read.
 
+    The image's size is read from the file's header before anything is
+    decoded: an image of more pixels than the ``image_pixels`` limit of
+    :mod:`randvis.limits` (default 50,000,000, about 7071 x 7071; raise it
+    with the environment variable ``RANDVIS_MAX_IMAGE_PIXELS`` or
+    ``randvis.limits.set_limit("image_pixels", n)``) is refused with
+    :class:`~randvis.limits.ResourceLimitError`, as is one whose decoding
+    (about 32 bytes per pixel) would exceed the memory limit. A 268 KB PNG
+    can declare 9600 x 9600 pixels, 3.3 GB once decoded. Pillow's own guard
+    against decompression bombs (``PIL.Image.MAX_IMAGE_PIXELS``) applies too.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -219,6 +236,9 @@ def load_image(path, size=None, resize="center-crop"):
         If the file is not an image Pillow can decode, is corrupt or truncated,
         or is a directory (the message names the path and the problem); or if
         ``size`` / ``resize`` are invalid.
+    randvis.limits.ResourceLimitError
+        (a ``ValueError``) If the header declares more pixels than the
+        ``image_pixels`` limit, or more than the memory limit allows to decode.
     TypeError
         If ``path`` is not a str or os.PathLike.
 
@@ -255,12 +275,20 @@ def load_image(path, size=None, resize="center-crop"):
         raise ValueError(f"cannot read image {p!r}: it is a directory")
     try:
         with Image.open(p) as im:
+            width, height = im.size           # from the header: nothing is decoded yet
+            check_image_pixels(width, height, what=f"image {p!r}")
+            check_memory(width * height * _DECODE_BYTES_PER_PIXEL, f"decoding image {p!r} "
+                         f"({width}x{height})")
             im.load()
             try:
                 im = ImageOps.exif_transpose(im) or im
             except Exception:  # malformed EXIF: keep the pixels as stored
                 pass
             img = _to_float_rgb(im)
+    except ResourceLimitError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ResourceLimitError(f"cannot read image {p!r}: {exc}") from None
     except Image.UnidentifiedImageError as exc:
         raise ValueError(f"cannot read image {p!r}: not a recognised image file") from exc
     except PermissionError as exc:

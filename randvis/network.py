@@ -2,17 +2,35 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._io import atomic_savez
 from .layers import LAYER_TYPES, Conv2d, Dense, DepthwiseConv2d, Layer, Residual, StreamedDense
+from .limits import check_memory
 from .rules import SALIENCY, as_rules
+from .safeio import NpzReader
 
-__all__ = ["Sequential", "Trace", "check_input"]
+__all__ = ["Sequential", "Trace", "check_input", "NonFiniteError", "MAX_LAYERS", "MAX_JSON_DEPTH",
+           "MAX_ARCHITECTURE_CHARS"]
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: most layers (those inside residual blocks included) a saved network may have
+MAX_LAYERS = 100_000
+#: deepest nesting of a saved network's architecture JSON
+MAX_JSON_DEPTH = 64
+#: longest architecture JSON (characters)
+MAX_ARCHITECTURE_CHARS = 1 << 22
+
+
+class NonFiniteError(ValueError):
+    """A forward pass produced NaN or Inf logits; the message names the layer where
+    non-finite values first appear and why (non-finite parameters, or activations
+    that overflowed the dtype)."""
 
 
 @dataclass
@@ -145,8 +163,9 @@ class Sequential:
         value = np.asarray(value)
         if value.shape != old.shape:
             raise ValueError(f"parameter {name!r} must have shape {old.shape}, got {value.shape}")
-        if not np.issubdtype(value.dtype, np.number) or not np.isfinite(value).all():
-            raise ValueError(f"parameter {name!r} must be finite real numbers")
+        if value.dtype.kind not in "iuf" or not np.isfinite(value).all():
+            raise ValueError(f"parameter {name!r} must be finite real numbers, got "
+                             f"{'non-finite values' if value.dtype.kind in 'iuf' else value.dtype}")
         setattr(layer, pname, np.ascontiguousarray(value, dtype=self.dtype))
 
     def astype(self, dtype):
@@ -170,23 +189,67 @@ class Sequential:
 
     # ---- passes -------------------------------------------------------
     def forward(self, x):
-        """Forward pass; returns ``(logits (n, k), trace)``."""
-        x = check_input(x, self.input_shape, self.dtype)
+        """Forward pass; returns ``(logits (n, k), trace)``.
+
+        Raises :class:`NonFiniteError` if the logits hold NaN or Inf, naming the
+        layer where non-finite values first appear: its parameters are
+        non-finite (e.g. written through ``net["conv1.weight"][...]``), or the
+        activations overflowed the dtype there (use float64 or a smaller input).
+        """
+        x0 = x = check_input(x, self.input_shape, self.dtype)
         caches = []
         for layer in self.layers:
             x, cache = layer.forward(x)
             caches.append(cache)
+        if not np.isfinite(x).all():
+            del caches
+            raise self._non_finite(x0)
         return x, Trace(caches, x.shape[0])
+
+    def _non_finite(self, x):
+        """The error for a forward pass from ``x`` whose logits are not finite: the
+        pass is repeated layer by layer to find where the values first go bad."""
+        for layer in self.layers:
+            with np.errstate(over="ignore", invalid="ignore"):   # warned once already
+                y = layer.forward(x)[0]
+            if np.isfinite(y).all():
+                x = y
+                continue
+            bad = [full for owner, pname, full in _walk_params(layer, layer.name)
+                   if not np.isfinite(getattr(owner, pname)).all()]
+            where = f"layer {layer.name!r} ({type(layer).__name__})"
+            if bad:
+                return NonFiniteError(f"the forward pass gives non-finite logits: they first appear "
+                                      f"at {where}, whose parameters {', '.join(map(repr, bad))} "
+                                      "contain NaN or Inf")
+            peak = float(np.abs(x).max())
+            return NonFiniteError(
+                f"the forward pass gives non-finite logits: the activations overflowed {self.dtype} "
+                f"at {where} (its input reaches |x| = {peak:.3g}, its parameters are finite); use "
+                "float64 (net.astype(np.float64)) or scale the input down")
+        return NonFiniteError("the forward pass gives non-finite logits, but a repeated pass did "
+                              "not (the parameters changed during the pass?)")
 
     def predict(self, x):
         """Logits only."""
         return self.forward(x)[0]
 
     def _check_seed(self, trace, seed):
-        seed = np.asarray(seed, dtype=self.dtype)
+        seed = np.asarray(seed)
+        if seed.dtype.kind not in "iuf":
+            hint = " (its imaginary part would be lost)" if seed.dtype.kind == "c" else ""
+            raise TypeError(f"seed must hold real numbers (integer or float), got dtype "
+                            f"{seed.dtype}{hint}")
         if seed.shape != (trace.batch, self.n_classes):
             raise ValueError(f"seed must have shape ({trace.batch}, {self.n_classes}), got {seed.shape}")
-        return seed
+        if seed.dtype.kind == "f" and not np.isfinite(seed).all():
+            raise ValueError("seed contains NaN or Inf")
+        with np.errstate(over="ignore"):
+            cast = np.asarray(seed, dtype=self.dtype)
+        if not np.isfinite(cast).all():
+            raise ValueError(f"seed has values beyond {self.dtype}'s range (largest |seed| = "
+                             f"{float(np.abs(seed).max()):.3g})")
+        return cast
 
     def backward(self, trace, seed, rule):
         """Backward pass of one rule from ``seed`` (n, k) to the input: (n, c, h, w)."""
@@ -234,24 +297,128 @@ class Sequential:
 
     @classmethod
     def load(cls, path):
-        """Read a network written by :meth:`save` (no pickles are loaded)."""
-        with np.load(path, allow_pickle=False) as f:
-            if "__architecture__" not in f.files:
+        """Read a network written by :meth:`save` (no pickles are loaded).
+
+        Nothing is built before the file is checked: the architecture JSON is
+        at most :data:`MAX_ARCHITECTURE_CHARS` characters, nested at most
+        :data:`MAX_JSON_DEPTH` deep, with at most :data:`MAX_LAYERS` layers;
+        every parameter belongs to a layer of it; the parameters' sizes, read
+        from their ``.npy`` headers, fit the memory limit
+        (:mod:`randvis.limits`); and every parameter is finite and real.
+        Errors are ``ValueError`` naming the file (and the parameter or layer).
+        """
+        path = os.fspath(path)
+        where = f"{path}: __architecture__"
+        with NpzReader(path) as npz:
+            head = npz.headers.get("__architecture__")
+            if head is None:
                 raise ValueError(f"{path}: not a randvis network file (no __architecture__ entry)")
-            arch = json.loads(str(f["__architecture__"]))
-            data = {k: f[k] for k in f.files if k != "__architecture__"}
-        dtype = np.dtype(arch["dtype"])
+            if head.dtype.kind != "U" or head.shape != ():
+                raise ValueError(f"{where} is {head.dtype} {head.shape}, not a JSON string")
+            if head.dtype.itemsize // 4 > MAX_ARCHITECTURE_CHARS:
+                raise ValueError(f"{where} has {head.dtype.itemsize // 4:,} characters, more than "
+                                 f"the limit of {MAX_ARCHITECTURE_CHARS:,}")
+            arch = _parse_architecture(str(npz.read("__architecture__")), where)
+            dtype, input_shape, owners = _check_architecture(arch, where)
+            names = [n for n in npz.headers if n != "__architecture__"]
+            orphans = sorted(n for n in names if n.split(".", 1)[0] not in owners)
+            if orphans:
+                raise ValueError(f"{path}: parameters without a layer: {orphans}")
+            for n in names:
+                if npz.headers[n].dtype.kind not in "iuf":
+                    raise ValueError(f"{path}: parameter {n!r} has dtype {npz.headers[n].dtype}; "
+                                     "parameters must be real numbers")
+            if names:
+                big = max(names, key=lambda n: npz.headers[n].nbytes)
+                check_memory(sum(npz.headers[n].nbytes for n in names),
+                             f"{path}: {len(names)} parameters (the largest: {big!r}, shape "
+                             f"{npz.headers[big].shape})")
+            data = {}
+            for n in names:
+                data[n] = npz.read(n)
+                if not np.isfinite(data[n]).all():
+                    raise ValueError(f"{path}: parameter {n!r} contains NaN or Inf")
         layers = []
         for spec in arch["layers"]:
             spec = dict(spec)
             kind, name = spec.pop("type"), spec.pop("name")
-            if kind not in LAYER_TYPES:
-                raise ValueError(f"{path}: unknown layer type {kind!r}")
             p = {k.split(".", 1)[1]: data.pop(k) for k in list(data) if k.split(".", 1)[0] == name}
-            layers.append(_build_layer(LAYER_TYPES[kind], name, spec, p, dtype))
-        if data:
-            raise ValueError(f"{path}: parameters without a layer: {sorted(data)}")
-        return cls(layers, arch["input_shape"], dtype, arch.get("info"))
+            try:
+                layers.append(_build_layer(LAYER_TYPES[kind], name, spec, p, dtype))
+            except (TypeError, KeyError, IndexError) as exc:
+                raise ValueError(f"{path}: layer {name!r} ({kind}) cannot be built: {exc}") from None
+            except ValueError as exc:
+                raise ValueError(f"{path}: layer {name!r} ({kind}): {exc}") from None
+        try:
+            return cls(layers, input_shape, dtype, arch.get("info"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+
+#: a JSON string (an unterminated one runs to the end: matching never backtracks)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _parse_architecture(text, where):
+    """``json.loads`` of an architecture, its length and nesting checked first."""
+    if len(text) > MAX_ARCHITECTURE_CHARS:
+        raise ValueError(f"{where} has {len(text):,} characters, more than the limit of "
+                         f"{MAX_ARCHITECTURE_CHARS:,}")
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode("ascii")
+    steps = np.frombuffer(brackets, np.uint8)
+    depth = int(np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1)).max(
+        initial=0))
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{where}: JSON nested {depth} deep, more than the limit of {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc})") from None
+
+
+def _check_architecture(arch, where):
+    """(dtype, input_shape, top-level layer names) of a parsed architecture, after
+    checking its structure and counting its layers."""
+    if not isinstance(arch, dict) or not isinstance(arch.get("layers"), list):
+        raise ValueError(f"{where}: not a network architecture (no list of layers)")
+    if arch.get("dtype") not in ("float32", "float64"):
+        raise ValueError(f"{where}: dtype must be 'float32' or 'float64', got {arch.get('dtype')!r}")
+    shape = arch.get("input_shape")
+    if (not isinstance(shape, list) or not 1 <= len(shape) <= 8
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**31
+                       for v in shape)):
+        raise ValueError(f"{where}: input_shape must be 1 to 8 positive integers, got {shape!r}")
+    if not isinstance(arch.get("info", {}), (dict, type(None))):
+        raise ValueError(f"{where}: info must be an object")
+    todo, count = [arch["layers"]], 0
+    while todo:
+        for spec in todo.pop():
+            count += 1
+            if count > MAX_LAYERS:
+                break
+            if (not isinstance(spec, dict) or not isinstance(spec.get("name"), str)
+                    or spec.get("type") not in LAYER_TYPES):
+                raise ValueError(f"{where}: bad layer entry {str(spec)[:200]} (needs a known "
+                                 f"'type' of {sorted(LAYER_TYPES)} and a 'name')")
+            if spec["type"] == "Residual":
+                if not isinstance(spec.get("body"), list):
+                    raise ValueError(f"{where}: Residual layer {spec['name']!r} has no body list")
+                todo.append(spec["body"])
+        if count > MAX_LAYERS:
+            raise ValueError(f"{where}: {_count_layers(arch['layers'])} layers, more than the limit "
+                             f"of {MAX_LAYERS}")
+    return np.dtype(arch["dtype"]), tuple(shape), {spec["name"] for spec in arch["layers"]}
+
+
+def _count_layers(specs):
+    todo, n = [specs], 0
+    while todo:
+        for spec in todo.pop():
+            n += 1
+            if isinstance(spec, dict) and isinstance(spec.get("body"), list):
+                todo.append(spec["body"])
+    return n
 
 
 def _set_streamed_dtype(layer, dtype):

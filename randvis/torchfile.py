@@ -39,6 +39,7 @@ import zipfile
 import numpy as np
 
 from ._io import atomic_write
+from .limits import check_memory, format_bytes
 
 __all__ = ["load_state_dict", "save_state_dict", "StateDict", "CheckpointError",
            "UnsafeCheckpointError", "WRAPPER_KEYS"]
@@ -48,6 +49,17 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
 
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
+
+#: deepest nesting of containers a checkpoint's pickle may have
+MAX_PICKLE_DEPTH = 100
+#: most items in one tuple, list, dict or set of a pickle
+MAX_PICKLE_ITEMS = 1_000_000
+#: most objects (opcodes) in one pickle
+MAX_PICKLE_OBJECTS = 2_000_000
+#: longest string, bytes or integer (in bytes) in a pickle
+MAX_PICKLE_STRING = 16 << 20
+#: largest ``data.pkl`` record of a zip checkpoint
+MAX_PICKLE_BYTES = 64 << 20
 
 
 class CheckpointError(ValueError):
@@ -215,6 +227,34 @@ class _Tensor(_Frozen):
                      ("stride", stride), ("dtype", dtype)):
             object.__setattr__(self, k, v)
 
+    @property
+    def numel(self):
+        return math.prod(self.size)
+
+    def stored_elements(self):
+        """How many elements of this tensor's type its storage holds."""
+        st = self.storage
+        nbytes = st.numel * (st.dtype.itemsize if st.dtype is not None else 1)
+        return nbytes // self.dtype.itemsize
+
+    def check(self):
+        """Refuse a view that reads outside its storage or holds more elements than
+        the storage (a zero or overlapping stride), before anything is read."""
+        n = self.numel
+        if n == 0:
+            return
+        avail = self.stored_elements()
+        last = self.offset + sum((k - 1) * s for k, s in zip(self.size, self.stride))
+        if last >= avail:
+            raise CheckpointError(
+                f"tensor of size {self.size}, stride {self.stride} at offset {self.offset} "
+                f"reads past the end of its storage ({avail} elements)")
+        if n > avail:
+            raise CheckpointError(
+                f"tensor of size {self.size} with stride {self.stride} has {n} elements but its "
+                f"storage holds only {avail} element{'' if avail == 1 else 's'}: zero or "
+                "overlapping strides would expand the stored data; refused")
+
     def numpy(self, byteorder="little"):
         """An independent C-contiguous array (bfloat16 -> float32, native byte order)."""
         raw = self.dtype.raw.newbyteorder("<" if byteorder == "little" else ">")
@@ -367,14 +407,230 @@ class _Unpickler(pickle.Unpickler):
 
 
 # ---------------------------------------------------------------------------
+# a structural scan of a pickle, before anything in it is built
+# ---------------------------------------------------------------------------
+
+class _Shape:
+    """What the scan knows of one object: how deep it nests, how many items it
+    holds, and which containers hold it (so that growing it deepens them)."""
+
+    __slots__ = ("depth", "items", "parents")
+
+    def __init__(self, depth=0):
+        self.depth, self.items, self.parents = depth, 0, []
+
+
+# opcode -> (stack effect, argument length) for every opcode of protocols 0-5;
+# effects: "atom" pushes a leaf, "new" pushes an empty container, "build"
+# pops n items (or a marked slice, n None) into a new object, "add" pops n
+# items (or a marked slice) into the object below them; argument lengths:
+# an int is a fixed size, "line" / "lines2" newline-terminated, "len1", "len4",
+# "len8" a length prefix of that many bytes
+_OPS = {
+    b"I": ("atom", "line"), b"J": ("atom", 4), b"K": ("atom", 1), b"M": ("atom", 2),
+    b"L": ("atom", "line"), b"\x8a": ("atom", "len1"), b"\x8b": ("atom", "len4"),
+    b"S": ("atom", "line"), b"T": ("atom", "len4"), b"U": ("atom", "len1"),
+    b"B": ("atom", "len4"), b"C": ("atom", "len1"), b"\x8e": ("atom", "len8"),
+    b"\x96": ("atom", "len8"), b"N": ("atom", 0), b"\x88": ("atom", 0), b"\x89": ("atom", 0),
+    b"V": ("atom", "line"), b"\x8c": ("atom", "len1"), b"X": ("atom", "len4"),
+    b"\x8d": ("atom", "len8"), b"F": ("atom", "line"), b"G": ("atom", 8),
+    b"\x82": ("atom", 1), b"\x83": ("atom", 2), b"\x84": ("atom", 4),
+    b"c": ("atom", "lines2"), b"P": ("atom", "line"),
+    b"]": ("new", 0), b"}": ("new", 0), b"\x8f": ("new", 0), b")": ("new", 0),
+    b"l": ("build", 0), b"t": ("build", 0), b"d": ("build", 0), b"\x91": ("build", 0),
+    b"i": ("build", "lines2"), b"o": ("build", 0),
+    b"\x85": ("build1", 0), b"\x86": ("build2", 0), b"\x87": ("build3", 0),
+    b"R": ("build2", 0), b"\x81": ("build2", 0), b"\x92": ("build3", 0),
+    b"\x93": ("build2", 0), b"Q": ("build1", 0),
+    b"a": ("add1", 0), b"s": ("add2", 0), b"b": ("add1", 0),
+    b"e": ("add", 0), b"u": ("add", 0), b"\x90": ("add", 0),
+    b"0": ("pop", 0), b"2": ("dup", 0), b"(": ("mark", 0), b"1": ("popmark", 0),
+    b"g": ("get", "line"), b"h": ("get", 1), b"j": ("get", 4),
+    b"p": ("put", "line"), b"q": ("put", 1), b"r": ("put", 4), b"\x94": ("memoize", 0),
+    b"\x80": ("none", 1), b"\x95": ("none", 8), b".": ("stop", 0),
+}
+_INT_OPS = {b"J": "<i", b"K": "<B", b"M": "<H", b"h": "<B", b"j": "<I", b"q": "<B", b"r": "<I"}
+_LEN_PREFIX = {"len1": ("<B", 1), "len4": ("<I", 4), "len8": ("<Q", 8)}
+_SHORT = {b"\x8a", b"\x8b", b"I", b"L", b"J", b"K", b"M", b"F", b"g", b"p"}
+
+
+class _Scan:
+    """Walks a pickle's opcodes and tracks only the shape of what they would build."""
+
+    def __init__(self, fh, path):
+        self.fh, self.path = fh, path
+        self.stack, self.marks, self.memo = [], [], {}
+        self.objects = self.work = 0
+
+    def fail(self, what):
+        raise CheckpointError(f"{self.path}: {what}; refused before unpickling")
+
+    def read(self, n):
+        data = self.fh.read(n)
+        if len(data) != n:
+            raise CheckpointError(f"{self.path}: truncated or corrupt pickle (it ends inside an "
+                                  "opcode)")
+        return data
+
+    def skip(self, n, code):
+        limit = 64 if code in _SHORT else MAX_PICKLE_STRING
+        if n > limit:
+            what = "an integer" if code in _SHORT else "a string"
+            self.fail(f"{what} of {n:,} bytes in the pickle, more than the limit of {limit:,} bytes")
+        if hasattr(self.fh, "seekable") and self.fh.seekable():
+            here = self.fh.tell()
+            end = self.fh.seek(0, io.SEEK_END)
+            if here + n > end:
+                raise CheckpointError(f"{self.path}: truncated or corrupt pickle (a string runs "
+                                      "past the end)")
+            self.fh.seek(here + n)
+        else:
+            self.read(n)
+
+    def line(self, code):
+        limit = 64 if code in _SHORT else MAX_PICKLE_STRING
+        data = self.fh.readline(limit + 1)
+        if not data.endswith(b"\n"):
+            if len(data) > limit:
+                self.fail(f"a text field of more than {limit:,} bytes in the pickle")
+            raise CheckpointError(f"{self.path}: truncated or corrupt pickle (unterminated line)")
+        return data[:-1]
+
+    def argument(self, code, kind):
+        if kind == "line":
+            return self.line(code)
+        if kind == "lines2":
+            return self.line(code), self.line(code)
+        if kind in _LEN_PREFIX:
+            fmt, size = _LEN_PREFIX[kind]
+            self.skip(struct.unpack(fmt, self.read(size))[0], code)
+            return None
+        data = self.read(kind)
+        return struct.unpack(_INT_OPS[code], data)[0] if code in _INT_OPS else data
+
+    def pop(self):
+        if not self.stack:
+            raise CheckpointError(f"{self.path}: corrupt pickle (stack underflow)")
+        return self.stack.pop()
+
+    def pop_mark(self):
+        if not self.marks:
+            raise CheckpointError(f"{self.path}: corrupt pickle (no mark)")
+        items, self.stack = self.stack, self.marks.pop()
+        return items
+
+    def deepen(self, node, depth):
+        """Raise ``node`` to ``depth`` and every container holding it accordingly."""
+        todo = [(node, depth)]
+        while todo:
+            node, depth = todo.pop()
+            if depth <= node.depth:
+                continue
+            if depth > MAX_PICKLE_DEPTH:
+                self.fail(f"containers nested deeper than the limit of {MAX_PICKLE_DEPTH} "
+                          f"(depth > {MAX_PICKLE_DEPTH}, or a recursive structure)")
+            node.depth = depth
+            self.work += len(node.parents)
+            if self.work > 4 * MAX_PICKLE_OBJECTS:
+                self.fail("a structure too entangled to check")
+            todo.extend((p, depth + 1) for p in node.parents)
+
+    def add(self, node, items, pairs=False):
+        node.items += len(items) // 2 if pairs else len(items)
+        if node.items > MAX_PICKLE_ITEMS:
+            self.fail(f"a container of {node.items:,} items, more than the limit of "
+                      f"{MAX_PICKLE_ITEMS:,}")
+        deepest = 0
+        for item in items:
+            item.parents.append(node)
+            deepest = max(deepest, item.depth)
+        if items:
+            self.deepen(node, deepest + 1)
+
+    def run(self):
+        """Scan up to and including STOP; the stream is left after it."""
+        while True:
+            code = self.fh.read(1)
+            if not code:
+                raise CheckpointError(f"{self.path}: truncated or corrupt pickle (no STOP opcode)")
+            op = _OPS.get(code)
+            if op is None:
+                raise CheckpointError(f"{self.path}: corrupt pickle (unknown opcode {code!r})")
+            effect, kind = op
+            arg = self.argument(code, kind) if kind else None
+            self.objects += 1
+            if self.objects > MAX_PICKLE_OBJECTS:
+                self.fail(f"more than the limit of {MAX_PICKLE_OBJECTS:,} objects in the pickle")
+            if effect == "atom":
+                self.stack.append(_Shape(0))
+            elif effect == "new":
+                self.stack.append(_Shape(1))
+            elif effect.startswith("build"):
+                items = self.pop_mark() if effect == "build" else \
+                    [self.pop() for _ in range(int(effect[-1]))][::-1]
+                node = _Shape(1)
+                self.add(node, items, pairs=code == b"d")
+                self.stack.append(node)
+            elif effect.startswith("add"):
+                items = self.pop_mark() if effect == "add" else \
+                    [self.pop() for _ in range(int(effect[-1]))][::-1]
+                if not self.stack:
+                    raise CheckpointError(f"{self.path}: corrupt pickle (nothing to add to)")
+                self.add(self.stack[-1], items, pairs=code in (b"s", b"u"))
+            elif effect == "pop":
+                if self.stack:
+                    self.stack.pop()
+                else:
+                    self.pop_mark()
+            elif effect == "dup":
+                top = self.pop()
+                self.stack += [top, top]
+            elif effect == "mark":
+                self.marks.append(self.stack)
+                self.stack = []
+            elif effect == "popmark":
+                self.pop_mark()
+            elif effect == "get":
+                key = int(arg) if isinstance(arg, bytes) else arg
+                if key not in self.memo:
+                    raise CheckpointError(f"{self.path}: corrupt pickle (memo key {key} missing)")
+                self.stack.append(self.memo[key])
+            elif effect in ("put", "memoize"):
+                if not self.stack:
+                    raise CheckpointError(f"{self.path}: corrupt pickle (nothing to memoize)")
+                key = len(self.memo) if effect == "memoize" else \
+                    (int(arg) if isinstance(arg, bytes) else arg)
+                self.memo[key] = self.stack[-1]
+            elif effect == "stop":
+                self.pop()
+                return
+
+
+def _scan_pickle(fh, path):
+    try:
+        _Scan(fh, path).run()
+    except (ValueError, struct.error) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: corrupt pickle ({exc})") from None
+
+
+# ---------------------------------------------------------------------------
 # the two serialisations
 # ---------------------------------------------------------------------------
 
 def _restricted_load(fh, path, persistent_load=None):
+    """Scan the pickle at ``fh``'s position, then unpickle it with the restricted
+    unpickler; ``fh`` is left after the pickle."""
+    start = fh.tell()
+    _scan_pickle(fh, path)
+    fh.seek(start)
     try:
         return _Unpickler(fh, path, persistent_load).load()
-    except CheckpointError:
-        raise
+    except CheckpointError as exc:
+        if str(exc).startswith(path):
+            raise
+        raise CheckpointError(f"{path}: {exc}") from None
     except (EOFError, pickle.UnpicklingError, struct.error) as exc:
         raise CheckpointError(f"{path}: truncated or corrupt pickle ({exc or type(exc).__name__})") from None
     except (AttributeError, TypeError, ValueError, IndexError, KeyError, RecursionError,
@@ -412,41 +668,69 @@ def _load_zip(path, zf):
     prefix = pkls[0][:-len("data.pkl")]
     byteorder = "little"
     if prefix + "byteorder" in names:
-        byteorder = zf.read(prefix + "byteorder").decode("ascii", "replace").strip()
+        raw = _read_record(zf, prefix + "byteorder", path, limit=16)
+        byteorder = bytes(raw).decode("ascii", "replace").strip()
         if byteorder not in ("little", "big"):
             raise CheckpointError(f"{path}: unknown byte order {byteorder!r}")
     storages = {}
 
+    def record(storage):
+        return f"{prefix}data/{storage.key}"
+
     def read(storage):
-        name = f"{prefix}data/{storage.key}"
-        try:
-            info = zf.getinfo(name)
-        except KeyError:
-            raise CheckpointError(f"{path}: storage record {name!r} is missing") from None
-        if info.file_size < storage.nbytes:
-            raise CheckpointError(f"{path}: storage record {name!r} holds {info.file_size} bytes, "
-                                  f"expected {storage.nbytes}")
-        try:
-            data = zf.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CheckpointError(f"{path}: cannot read storage {name!r} ({exc})") from None
-        return np.frombuffer(data, np.uint8, count=storage.nbytes)
+        return _read_record(zf, record(storage), path, size=storage.nbytes)
 
     def persistent_load(pid):
         stype, key, numel, _ = _storage_pid(pid, path, legacy=False)
         if key not in storages:
-            storages[key] = _Storage(key, stype.dtype, numel, read)
+            st = _Storage(key, stype.dtype, numel, read)
+            try:
+                info = zf.getinfo(record(st))
+            except KeyError:
+                raise CheckpointError(f"{path}: storage record {record(st)!r} is missing") from None
+            if info.file_size < st.nbytes:
+                raise CheckpointError(f"{path}: storage record {record(st)!r} holds "
+                                      f"{info.file_size} bytes, expected {st.nbytes}")
+            storages[key] = st
         st = storages[key]
         if st.dtype is not stype.dtype:
             raise CheckpointError(f"{path}: storage {key!r} used with two element types")
         return st
 
-    try:
-        with zf.open(pkls[0]) as fh:
-            obj = _restricted_load(io.BytesIO(fh.read()), path, persistent_load)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path}: corrupt zip archive ({exc})") from None
+    info = zf.getinfo(pkls[0])
+    if info.file_size > MAX_PICKLE_BYTES:
+        raise CheckpointError(f"{path}: {pkls[0]!r} declares {format_bytes(info.file_size)}, more "
+                              f"than the limit of {format_bytes(MAX_PICKLE_BYTES)} for a "
+                              "checkpoint's pickle")
+    data = _read_record(zf, pkls[0], path, size=info.file_size)
+    obj = _restricted_load(io.BytesIO(data), path, persistent_load)
     return obj, byteorder
+
+
+def _read_record(zf, name, path, size=None, limit=None):
+    """``size`` bytes of zip record ``name`` (or all of it, at most ``limit``), as a
+    uint8 array; the record is inflated no further than that."""
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise CheckpointError(f"{path}: record {name!r} is missing") from None
+    if size is None:
+        size = min(info.file_size, limit)
+    out = np.empty(size, np.uint8)
+    view, done = memoryview(out), 0
+    try:
+        with zf.open(info) as fh:
+            while done < size:
+                chunk = fh.read(min(size - done, 1 << 24))
+                if not chunk:
+                    break
+                view[done:done + len(chunk)] = chunk
+                done += len(chunk)
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: cannot read record {name!r} ({exc})") from None
+    if done < size:
+        raise CheckpointError(f"{path}: record {name!r} ends after {done} of its {size} bytes")
+    return out
 
 
 def _load_legacy(path, fh):
@@ -560,6 +844,16 @@ def _select(obj, path, notes):
 
 
 def _materialize(tensors, byteorder, path):
+    stored, arrays = {}, 0
+    for k, t in tensors.items():
+        try:
+            t.check()
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: tensor {k!r}: {exc}") from None
+        root = t.storage.root if isinstance(t.storage, _StorageView) else t.storage
+        stored[id(root)] = root.nbytes
+        arrays += t.numel * (t.dtype.out.itemsize + (4 if t.dtype.name == "bfloat16" else 0))
+    check_memory(sum(stored.values()) + arrays, f"{path}: the state_dict's {len(tensors)} tensors")
     out = {}
     for k, t in tensors.items():
         try:

@@ -30,13 +30,22 @@ convolutions, ``fc_width`` and ``n_classes`` from the dense layers, and the
 input size from fc6's input features (``side = 32 * sqrt(in / width5)``, or
 the saved ``input_shape`` of a randvis file). Every key, shape and dtype is
 checked; errors name the offending key and the expected shape. No pickle is
-ever loaded: ``.npz`` files are read with ``allow_pickle=False`` and PyTorch
-files through a restricted unpickler.
+ever loaded: ``.npz`` files are read by :mod:`randvis.safeio` (no object
+arrays) and PyTorch files through a restricted unpickler.
+
+Every shape and dtype is checked, and the memory the conversion needs is
+compared with :func:`randvis.limits.check_memory`, before any tensor's data
+is read or inflated. A Keras file is refused before any data is read if it
+holds anything that would make HDF5 read outside the file or invent data:
+external links, soft links and user-defined links (only hard links inside
+the file are followed), datasets with external raw storage, virtual
+datasets, unknown compression filters, and datasets with no stored data.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
-import json
 import math
 import os
 import re
@@ -47,7 +56,9 @@ import numpy as np
 
 from ._io import atomic_savez
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
-from .network import Sequential
+from .limits import check_memory
+from .network import Sequential, _parse_architecture
+from .safeio import NpzError, NpzReader
 from .torchfile import CheckpointError, load_state_dict
 
 __all__ = ["load_vgg16", "save_vgg16_paper_npz", "convert", "ConversionReport", "WeightsError",
@@ -110,6 +121,22 @@ def _sha256(path, chunk=1 << 22):
 # ---------------------------------------------------------------------------
 
 @dataclass
+class _Entry:
+    """One source tensor: its key, shape and dtype (known before its data are
+    read) and a function reading it."""
+
+    key: str
+    shape: tuple
+    dtype: np.dtype
+    read: object
+    check: object = None  # called once every shape is known to be right, before any read
+
+    @classmethod
+    def of(cls, key, array):
+        return cls(key, tuple(array.shape), array.dtype, lambda: array)
+
+
+@dataclass
 class _Source:
     fmt: str
     order: str
@@ -130,51 +157,34 @@ def _refuse_partial(path, what, unmapped, missing):
         raise WeightsError(f"{path}: {what} does not match VGG-16 exactly; " + "; ".join(parts))
 
 
-def _read_npz(path, layout=None):
-    try:
-        f = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise WeightsError(f"{path}: not a readable .npz archive ({exc})") from None
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise WeightsError(f"{path}: a single .npy array, not an .npz archive of named weights")
-    with f:
-        keys = list(f.files)
-        arrays = {}
-        for k in keys:
-            try:
-                arrays[k] = f[k]
-                if not isinstance(arrays[k], np.ndarray):
-                    raise WeightsError(f"{path}: entry {k!r} is not an .npy array")
-            except ValueError as exc:
-                if isinstance(exc, WeightsError):
-                    raise
-                if "pickle" in str(exc) or "Object arrays" in str(exc):
-                    raise WeightsError(f"{path}: entry {k!r} is an object array (pickled data); "
-                                       "refused (weights must be numeric arrays)") from None
-                raise WeightsError(f"{path}: entry {k!r} cannot be read ({exc})") from None
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise WeightsError(f"{path}: entry {k!r} cannot be read ({exc})") from None
-    arch = arrays.pop("__architecture__", None)
-    detected = _npz_layout(path, list(arrays))
+def _read_npz(path, npz, layout=None):
+    """The entries of an open :class:`~randvis.safeio.NpzReader` (headers only)."""
+    headers = dict(npz.headers)
+    arch = headers.pop("__architecture__", None)
+    detected = _npz_layout(path, list(headers))
     if layout is not None and layout != detected:
         raise WeightsError(f"{path}: asked for the {layout!r} layout, the keys are {detected!r}'s")
     layout = detected
     key_of = (lambda n: n) if layout == "randvis" else _paper_key
     want = {key_of(n): n for n in VGG16_PARAMS}
-    missing = [k for k in want if k not in arrays]
-    extra = [k for k in arrays if k not in want]
+    missing = [k for k in want if k not in headers]
+    extra = [k for k in headers if k not in want]
     if missing or extra:
         parts = ([f"missing keys: {', '.join(missing)}"] if missing else []) + \
                 ([f"unexpected keys: {', '.join(extra)}"] if extra else [])
         raise WeightsError(f"{path}: {layout} layout: " + "; ".join(parts))
     src = _Source(layout, "torch" if layout == "randvis" else "tf",
-                  {n: (k, arrays[k]) for k, n in want.items()})
+                  {n: _Entry(k, headers[k].shape, headers[k].dtype, functools.partial(npz.read, k))
+                   for k, n in want.items()})
     if arch is not None:
+        if arch.dtype.kind != "U" or arch.shape != ():
+            raise WeightsError(f"{path}: __architecture__ is {arch.dtype} {arch.shape}, not a "
+                               "JSON string")
         try:
-            spec = json.loads(str(arch))
+            spec = _parse_architecture(str(npz.read("__architecture__")), f"{path}: __architecture__")
             shape = tuple(int(s) for s in spec["input_shape"])
             info = spec.get("info") or {}
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise WeightsError(f"{path}: unreadable __architecture__ entry ({exc})") from None
         if len(shape) != 3:
             raise WeightsError(f"{path}: __architecture__ input_shape {shape} is not (c, h, w)")
@@ -223,7 +233,7 @@ def _read_torch(path):
     for layer, params in list(zip(_CONVS, convs)) + list(zip(_FCS, denses)):
         for p in ("weight", "bias"):
             if p in params:
-                entries[f"{layer}.{p}"] = (params[p], sd[params[p]])
+                entries[f"{layer}.{p}"] = _Entry.of(params[p], sd[params[p]])
     missing = [n for n in VGG16_PARAMS if n not in entries]
     _refuse_partial(path, "the state_dict", unmapped, missing)
     src = _Source("torch", "torch", entries, notes=[f"PyTorch {sd.format} serialisation"] + sd.notes)
@@ -245,53 +255,141 @@ def _decode(v):
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
-def _read_keras(path):
-    h5py = _import_h5py()
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise WeightsError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with f:
-        if "model_weights" in f:
-            root, where = f["model_weights"], "the 'model_weights' group (a saved model)"
-            config = f.attrs.get("model_config")
-            if config is not None and '"channels_first"' in _decode(config):
-                raise WeightsError(f"{path}: a channels_first Keras model; only channels_last "
-                                   "(NHWC, Keras' default) is supported")
-        else:
-            root, where = f, "top-level layer groups (a weights-only file)"
-        if "layers" in root and not any(k in root for k in _KERAS_LAYERS):
-            raise WeightsError(f"{path}: a Keras 3 '.weights.h5' file; save the weights "
-                                   "in the legacy .h5 format (model.save_weights('w.h5'))")
-        names = root.attrs.get("layer_names")
-        names = [_decode(n) for n in names] if names is not None else list(root.keys())
-        entries, unmapped = {}, []
-        for lname in names:
-            if lname not in root or not isinstance(root[lname], h5py.Group):
+#: HDF5 filters a Keras file may use (deflate, shuffle, fletcher32, szip, n-bit,
+#: scale-offset, LZF); any other would make HDF5 look for a filter plugin
+_H5_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit",
+               6: "scaleoffset", 32000: "lzf"}
+#: most links an HDF5 weights file may have; largest attribute read from it
+_H5_MAX_LINKS = 100_000
+_H5_MAX_ATTR_BYTES = 16 << 20
+
+
+def _check_hdf5_file(path, f, h5py):
+    """Refuse, before any data are read, every link that is not a hard link inside
+    the file and every dataset whose data would come from elsewhere."""
+    todo, seen, n = [("", f)], set(), 0
+    while todo:
+        where, group = todo.pop()
+        for name in group:
+            full = f"{where}/{name}"
+            n += 1
+            if n > _H5_MAX_LINKS:
+                raise WeightsError(f"{path}: more than {_H5_MAX_LINKS:,} objects; refused")
+            try:
+                link = group.get(name, getlink=True)
+            except TypeError:                       # h5py: "Unknown link type"
+                link = None
+            if not isinstance(link, h5py.HardLink):
+                if isinstance(link, h5py.ExternalLink):
+                    kind = f"an external link to {link.filename!r}:{link.path}"
+                elif isinstance(link, h5py.SoftLink):
+                    kind = f"a soft link to {link.path!r}"
+                else:
+                    kind = "a user-defined link"
+                raise WeightsError(f"{path}: {full} is {kind}; refused (weights are read only "
+                                   "from objects stored in the file itself, through hard links)")
+            obj = group[name]
+            info = h5py.h5o.get_info(obj.id)
+            if (info.fileno, info.addr) in seen:
                 continue
-            group = root[lname]
-            wnames = group.attrs.get("weight_names")
-            if wnames is not None:
-                dsets = [_decode(w) for w in wnames]
-            else:
-                dsets = []
-                group.visititems(lambda n, o: dsets.append(n) if isinstance(o, h5py.Dataset) else None)
-            for dname in dsets:
-                key = f"{lname}/{dname}"
-                if dname not in group or not isinstance(group[dname], h5py.Dataset):
-                    raise WeightsError(f"{path}: layer {lname!r} lists weight {dname!r}, "
-                                       "which is not in the file")
-                leaf = dname.rsplit("/", 1)[-1].split(":")[0]
-                # the layer's own group, or a nested model's group holding "<layer>/kernel:0"
-                layer = _KERAS_LAYERS.get(lname) or _KERAS_LAYERS.get(dname.split("/")[0])
-                pname = {"kernel": "weight", "bias": "bias"}.get(leaf)
-                if layer is None or pname is None or f"{layer}.{pname}" in entries:
-                    unmapped.append(key)
-                    continue
-                ds = group[dname]
-                if ds.dtype.kind not in "fiub":
-                    raise WeightsError(f"{path}: {key!r} has non-numeric dtype {ds.dtype}")
-                entries[f"{layer}.{pname}"] = (key, np.asarray(ds[()]))
+            seen.add((info.fileno, info.addr))
+            if isinstance(obj, h5py.Group):
+                todo.append((full, obj))
+            elif isinstance(obj, h5py.Dataset):
+                _check_hdf5_dataset(path, full, obj, h5py)
+
+
+def _check_hdf5_dataset(path, full, ds, h5py):
+    if ds.is_virtual:
+        files = sorted({v.file_name for v in ds.virtual_sources()})
+        raise WeightsError(f"{path}: {full} is a virtual dataset (its data would come from "
+                           f"{', '.join(map(repr, files))}); refused")
+    if ds.external:
+        files = [e[0].decode(errors="replace") if isinstance(e[0], bytes) else str(e[0])
+                 for e in ds.external]
+        raise WeightsError(f"{path}: {full} has external raw storage (its data would be read "
+                           f"from {', '.join(map(repr, files))}); refused")
+    dcpl = ds.id.get_create_plist()
+    for i in range(dcpl.get_nfilters()):
+        code = dcpl.get_filter(i)[0]
+        if code not in _H5_FILTERS:
+            raise WeightsError(f"{path}: {full} uses HDF5 filter {code}, not one of the standard "
+                               f"filters ({', '.join(_H5_FILTERS.values())}); refused")
+
+
+def _check_hdf5_stored(path, key, ds, h5py):
+    """Refuse a dataset whose data are not stored (reading it would give fill values)."""
+    nbytes = math.prod(ds.shape or ()) * ds.dtype.itemsize
+    layout = ds.id.get_create_plist().get_layout()
+    if nbytes == 0 or layout == h5py.h5d.COMPACT:
+        return
+    if layout == h5py.h5d.CHUNKED:
+        want = math.prod(-(-n // c) for n, c in zip(ds.shape, ds.chunks))
+        have = ds.id.get_num_chunks()
+    else:
+        want, have = nbytes, ds.id.get_storage_size()
+    if have < want:
+        raise WeightsError(f"{path}: {key!r} (shape {ds.shape}) has no stored data for part of it "
+                           "(unallocated: it would read as fill values); refused")
+
+
+def _h5_attr(path, obj, name):
+    """Attribute ``name`` of ``obj`` (None if absent), its size checked before reading."""
+    if name not in obj.attrs:
+        return None
+    aid = obj.attrs.get_id(name)
+    size = math.prod(aid.shape or ()) * aid.dtype.itemsize
+    if size > _H5_MAX_ATTR_BYTES:
+        raise WeightsError(f"{path}: attribute {name!r} of {obj.name} holds {size:,} bytes, more "
+                           f"than {_H5_MAX_ATTR_BYTES:,}; refused")
+    return obj.attrs[name]
+
+
+def _read_keras(path, f, h5py):
+    """The entries of an open, checked HDF5 file (shapes only; data read later)."""
+    if "model_weights" in f:
+        root, where = f["model_weights"], "the 'model_weights' group (a saved model)"
+        config = _h5_attr(path, f, "model_config")
+        if config is not None and '"channels_first"' in _decode(config):
+            raise WeightsError(f"{path}: a channels_first Keras model; only channels_last "
+                               "(NHWC, Keras' default) is supported")
+    else:
+        root, where = f, "top-level layer groups (a weights-only file)"
+    if "layers" in root and not any(k in root for k in _KERAS_LAYERS):
+        raise WeightsError(f"{path}: a Keras 3 '.weights.h5' file; save the weights "
+                           "in the legacy .h5 format (model.save_weights('w.h5'))")
+    names = _h5_attr(path, root, "layer_names")
+    names = [_decode(n) for n in names] if names is not None else list(root.keys())
+    entries, unmapped = {}, []
+    for lname in names:
+        if lname not in root or not isinstance(root[lname], h5py.Group):
+            continue
+        group = root[lname]
+        wnames = _h5_attr(path, group, "weight_names")
+        if wnames is not None:
+            dsets = [_decode(w) for w in wnames]
+        else:
+            dsets = []
+            group.visititems(lambda n, o: dsets.append(n) if isinstance(o, h5py.Dataset) else None)
+        for dname in dsets:
+            key = f"{lname}/{dname}"
+            if dname not in group or not isinstance(group[dname], h5py.Dataset):
+                raise WeightsError(f"{path}: layer {lname!r} lists weight {dname!r}, "
+                                   "which is not in the file")
+            leaf = dname.rsplit("/", 1)[-1].split(":")[0]
+            # the layer's own group, or a nested model's group holding "<layer>/kernel:0"
+            layer = _KERAS_LAYERS.get(lname) or _KERAS_LAYERS.get(dname.split("/")[0])
+            pname = {"kernel": "weight", "bias": "bias"}.get(leaf)
+            if layer is None or pname is None or f"{layer}.{pname}" in entries:
+                unmapped.append(key)
+                continue
+            ds = group[dname]
+            if ds.dtype.kind not in "fiub":
+                raise WeightsError(f"{path}: {key!r} has non-numeric dtype {ds.dtype}")
+
+            entries[f"{layer}.{pname}"] = _Entry(
+                key, tuple(ds.shape), ds.dtype, lambda ds=ds: np.asarray(ds[()]),
+                functools.partial(_check_hdf5_stored, path, key, ds, h5py))
     missing = [f"{n} (Keras {next(k for k, v in _KERAS_LAYERS.items() if v == n.split('.')[0])}"
                f"/{'kernel' if n.endswith('weight') else 'bias'})"
                for n in VGG16_PARAMS if n not in entries]
@@ -328,15 +426,29 @@ def _sniff(path):
                        "a PyTorch .pth or a Keras .h5)")
 
 
-def _read(path, format=None):
+@contextlib.contextmanager
+def _open_source(path, format=None):
+    """The source's entries, with the file kept open while they are read."""
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS} or None, got {format!r}")
     fmt = _sniff(path) if format is None else format
     if fmt in ("randvis", "paper"):
-        return _read_npz(path, fmt if format is not None else None)
-    if fmt == "torch":
-        return _read_torch(path)
-    return _read_keras(path)
+        try:
+            with NpzReader(path) as npz:
+                yield _read_npz(path, npz, fmt if format is not None else None)
+        except NpzError as exc:
+            raise WeightsError(str(exc)) from None
+    elif fmt == "torch":
+        yield _read_torch(path)
+    else:
+        h5py = _import_h5py()
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            raise WeightsError(f"{path}: not a readable HDF5 file ({exc})") from None
+        with f:
+            _check_hdf5_file(path, f, h5py)
+            yield _read_keras(path, f, h5py)
 
 
 # ---------------------------------------------------------------------------
@@ -355,23 +467,24 @@ class ReportRow:
 
 
 def _assemble(path, src, dtype, n_classes=None):
-    """Check every tensor of ``src``; return randvis-layout params, dims and report rows."""
+    """Check every tensor of ``src`` from its shape and dtype, then read them; return
+    randvis-layout params, dims and report rows."""
     order = src.order
 
     def fail(name, msg):
-        raise WeightsError(f"{path}: {src.entries[name][0]!r} {msg}")
+        raise WeightsError(f"{path}: {src.entries[name].key!r} {msg}")
 
     for name in VGG16_PARAMS:
-        key, a = src.entries[name]
+        e = src.entries[name]
         kind = _kind(name)
-        if a.dtype.kind != "f":
-            fail(name, f"has dtype {a.dtype}, expected floating-point weights")
+        if e.dtype.kind != "f":
+            fail(name, f"has dtype {e.dtype}, expected floating-point weights")
         nd = {"conv": 4, "dense": 2, "bias": 1}[kind]
-        if a.ndim != nd:
-            fail(name, f"has shape {a.shape}, expected a {nd}-d array {_DESC[order, kind]}")
+        if len(e.shape) != nd:
+            fail(name, f"has shape {e.shape}, expected a {nd}-d array {_DESC[order, kind]}")
 
     def io(name):  # (in, out) of a weight
-        s = src.entries[name][1].shape
+        s = src.entries[name].shape
         if _kind(name) == "conv":
             return (s[1], s[0]) if order == "torch" else (s[2], s[3])
         return (s[1], s[0]) if order == "torch" else (s[0], s[1])
@@ -393,7 +506,7 @@ def _assemble(path, src, dtype, n_classes=None):
                  "for a whole s, so the input size cannot be inferred")
         hw5 = (side, side)
     if n_classes is not None and k != n_classes:
-        fail("fc8.weight", f"has shape {src.entries['fc8.weight'][1].shape}, expected "
+        fail("fc8.weight", f"has shape {src.entries['fc8.weight'].shape}, expected "
              f"{_src_shape(order, 'dense', (n_classes, fc_width))} {_DESC[order, 'dense']} "
              f"for n_classes={n_classes}")
     expected, cin, i = {}, c, 0
@@ -405,13 +518,25 @@ def _assemble(path, src, dtype, n_classes=None):
     for layer, (o, n_in) in zip(_FCS, [(fc_width, w5 * hw5[0] * hw5[1]), (fc_width, fc_width),
                                       (k, fc_width)]):
         expected[f"{layer}.weight"], expected[f"{layer}.bias"] = (o, n_in), (o,)
+    for name in VGG16_PARAMS:
+        kind, shape = _kind(name), src.entries[name].shape
+        want = _src_shape(order, kind, expected[name])
+        if shape != want:
+            fail(name, f"has shape {shape}, expected {want} {_DESC[order, kind]}")
+    for name in VGG16_PARAMS:
+        if src.entries[name].check is not None:
+            src.entries[name].check()
+    # every shape is now VGG-16's; the arrays as read and as converted must fit in memory
+    n_bytes = sum(math.prod(src.entries[n].shape) * (src.entries[n].dtype.itemsize + dtype.itemsize)
+                  for n in VGG16_PARAMS)
+    check_memory(n_bytes, f"{path}: VGG-16 with widths {widths}, fc_width {fc_width} and "
+                 f"{k} classes (read and converted)")
     params, rows = {}, []
     for name in VGG16_PARAMS:
-        key, a = src.entries[name]
-        kind = _kind(name)
-        want = _src_shape(order, kind, expected[name])
-        if a.shape != want:
-            fail(name, f"has shape {a.shape}, expected {want} {_DESC[order, kind]}")
+        key, kind = src.entries[name].key, _kind(name)
+        a = src.entries[name].read()
+        if a.shape != src.entries[name].shape:
+            fail(name, f"read with shape {a.shape}, its header says {src.entries[name].shape}")
         if not np.isfinite(a).all():
             fail(name, "contains NaN or Inf")
         how = "as is"
@@ -425,7 +550,7 @@ def _assemble(path, src, dtype, n_classes=None):
         if a.dtype != dtype:
             how += f", {a.dtype} -> {np.dtype(dtype)}"
         params[name] = np.ascontiguousarray(a, dtype=dtype)
-        rows.append(ReportRow(key, tuple(src.entries[name][1].shape), name, expected[name], how))
+        rows.append(ReportRow(key, tuple(src.entries[name].shape), name, expected[name], how))
     dims = {"input_shape": (c, 32 * hw5[0], 32 * hw5[1]), "widths": widths, "fc_width": fc_width,
             "n_classes": k}
     return params, dims, rows
@@ -464,8 +589,8 @@ def _load(path, format, dtype, n_classes):
     dtype = _float_dtype(dtype)
     if n_classes is not None and (not isinstance(n_classes, (int, np.integer)) or n_classes < 1):
         raise ValueError(f"n_classes must be a positive integer or None, got {n_classes!r}")
-    src = _read(path, format)
-    params, dims, rows = _assemble(path, src, dtype, n_classes)
+    with _open_source(path, format) as src:
+        params, dims, rows = _assemble(path, src, dtype, n_classes)
     return src, params, dims, rows
 
 
@@ -644,6 +769,21 @@ class ConversionReport:
         return "\n".join(lines)
 
 
+def _check_destination(src, dst):
+    """Refuse an output path that is a directory or the source file itself."""
+    out = dst if dst.endswith(".npz") else dst + ".npz"
+    for path in dict.fromkeys([dst, out]):
+        if os.path.isdir(path):
+            raise ValueError(f"output {path!r} is a directory; give the .npz file to write, "
+                             f"e.g. {os.path.join(path, 'vgg16.npz')!r}")
+    same = os.path.realpath(src) == os.path.realpath(out)
+    if not same and os.path.exists(out) and os.path.exists(src):
+        same = os.path.samefile(src, out)
+    if same:
+        raise ValueError(f"output {out!r} is the source file {src!r}; convert never overwrites its "
+                         "input: choose another output path")
+
+
 def convert(src, dst, format=None, *, dtype=np.float32):
     """Convert VGG-16 weights to randvis' ``.npz`` layout (written atomically).
 
@@ -671,6 +811,9 @@ def convert(src, dst, format=None, *, dtype=np.float32):
     WeightsError
         The source does not match VGG-16 exactly: unmapped source tensors or
         VGG-16 parameters without a source (all listed), or a wrong shape.
+    ValueError
+        ``dst`` is the source file itself (also through a symbolic or hard
+        link), or a directory; nothing is read or written.
 
     Examples
     --------
@@ -692,6 +835,7 @@ def convert(src, dst, format=None, *, dtype=np.float32):
     True
     """
     src_path = os.fspath(src)
+    _check_destination(src_path, os.fspath(dst))
     source, params, dims, rows = _load(src_path, format, dtype, None)
     notes = list(source.notes)
     if source.input_shape is None:

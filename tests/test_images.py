@@ -148,15 +148,51 @@ def test_jpeg_rgb_and_grey(tmp_path):
     np.testing.assert_array_equal(g[0], g[2])
 
 
-def test_exif_orientation_applied(tmp_path):
-    px = np.zeros((10, 20, 3), dtype=np.uint8)   # landscape, stored as is
+# EXIF orientation (tag 0x0112), as the EXIF/TIFF standard defines it: the screen
+# side on which the stored image's row 0 and column 0 are to be displayed.
+EXIF_SIDES = {1: ("top", "left"), 2: ("top", "right"), 3: ("bottom", "right"),
+              4: ("bottom", "left"), 5: ("left", "top"), 6: ("right", "top"),
+              7: ("right", "bottom"), 8: ("left", "bottom")}
+
+
+def _displayed(stored, orientation):
+    """The (h', w', 3) image a viewer shows for a stored (h, w, 3) one."""
+    row0, col0 = EXIF_SIDES[orientation]
+    h, w = stored.shape[:2]
+    i, j = np.indices((h, w))                   # stored row and column of each pixel
+    if row0 in ("top", "bottom"):               # rows stay rows
+        r = i if row0 == "top" else h - 1 - i
+        c = j if col0 == "left" else w - 1 - j
+        out = np.empty((h, w, 3), stored.dtype)
+    else:                                       # rows become columns
+        c = i if row0 == "left" else h - 1 - i
+        r = j if col0 == "top" else w - 1 - j
+        out = np.empty((w, h, 3), stored.dtype)
+    out[r, c] = stored[i, j]
+    return out
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_applied(tmp_path, orientation):
+    px = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)   # every pixel distinct
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.png"                     # lossless, with an eXIf chunk
+    Image.fromarray(px).save(path, exif=exif)
+    assert Image.open(path).getexif()[0x0112] == orientation
+    np.testing.assert_array_equal(load_image(path), _chw(_displayed(px, orientation)))
+
+
+def test_exif_orientation_of_a_jpeg(tmp_path):
+    px = np.zeros((10, 20, 3), dtype=np.uint8)   # landscape: red left half, stored as is
     px[:, :10, 0] = 255
     exif = Image.Exif()
-    exif[0x0112] = 6                            # "rotate 90 CW to display"
+    exif[0x0112] = 6                            # row 0 on the right: rotate 90 degrees clockwise
     path = tmp_path / "rotated.jpg"
     Image.fromarray(px).save(path, exif=exif, quality=95)
     img = load_image(path)
     assert img.shape == (3, 20, 10)             # displayed as portrait
+    assert img[0, :8].mean() > 0.9 and img[0, 12:].mean() < 0.1   # the red half is on top
 
 
 def test_load_with_size(tmp_path):

@@ -1,5 +1,6 @@
 """Network API: validation, targets, parameters, persistence, determinism, dtypes."""
 import hashlib
+import json
 import subprocess
 import sys
 
@@ -9,7 +10,8 @@ from threadpoolctl import threadpool_limits
 
 import randvis
 from randvis import kernels
-from randvis.layers import Dense, StreamedDense
+from randvis.layers import Dense, ReLU, StreamedDense
+from randvis.network import NonFiniteError
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +75,96 @@ def test_bad_method_and_sizes():
         randvis.three_layer_cnn(2, stride=1.5, input_shape=(3, 8, 8))
     with pytest.raises(ValueError, match="padding"):
         randvis.three_layer_cnn(2, padding="full", input_shape=(3, 8, 8))
+
+
+# ---- seeds, parameters and overflow at the network's boundary -------------
+ONE_HOT = np.eye(5)[[0, 3]]
+
+
+@pytest.mark.parametrize("seed, exc, words", [
+    (ONE_HOT * 1j, TypeError, "imaginary part"),
+    (ONE_HOT + 0j, TypeError, "complex128"),
+    (ONE_HOT > 0, TypeError, "dtype bool"),
+    (ONE_HOT.astype(object), TypeError, "dtype object"),
+    (np.where(ONE_HOT > 0, np.nan, 0.0), ValueError, "NaN"),
+    (np.where(ONE_HOT > 0, -np.inf, 0.0), ValueError, "Inf"),
+    (np.where(ONE_HOT > 0, 1e300, 0.0), ValueError, "float32's range"),
+])
+def test_bad_seed_is_named(net, x, seed, exc, words):
+    trace = net.forward(x)[1]
+    calls = {"backward": lambda: net.backward(trace, seed, "gbp"),
+             "backward_stacked": lambda: net.backward_stacked(trace, seed, ("saliency", "gbp")),
+             "gradients": lambda: net.gradients(trace, seed)}
+    for name, call in calls.items():
+        with pytest.raises(exc) as err:
+            call()
+        assert "seed" in str(err.value) and words in str(err.value), name
+
+
+def test_real_seeds_of_any_numeric_dtype(net, x):
+    trace = net.forward(x)[1]
+    want = net.backward(trace, ONE_HOT, "saliency")
+    for seed in (ONE_HOT.astype(np.int64), ONE_HOT.astype(np.float32), ONE_HOT.astype(np.uint8)):
+        np.testing.assert_array_equal(net.backward(trace, seed, "saliency"), want)
+
+
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+def test_non_finite_parameters_written_in_place_are_named(x):
+    net = randvis.three_layer_cnn(6, kernel_size=3, input_shape=(3, 12, 12), n_classes=5, rng=0)
+    assert np.isfinite(net.predict(x)).all()
+    net["conv1.weight"][2, 1, 0, 0] = np.inf       # through the live array: nothing intercepts it
+    with pytest.raises(NonFiniteError) as err:
+        net.forward(x)
+    msg = str(err.value)
+    assert "layer 'conv1' (Conv2d)" in msg and "'conv1.weight'" in msg and "NaN or Inf" in msg, msg
+    with pytest.raises(NonFiniteError, match="'conv1.weight'"):
+        randvis.visualize(net, x)
+    net["conv1.weight"] = np.ones((6, 3, 3, 3))
+    net["fc.weight"][0, 0] = np.nan
+    with pytest.raises(NonFiniteError, match=r"layer 'fc' \(Dense\).*'fc\.weight'"):
+        net.forward(x)
+
+
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+def test_overflowing_activations_are_named():
+    # d1 passes 1e10 through, d2 multiplies it by 1e30: 1e40 overflows float32 at d2
+    layers = [Dense(np.eye(4), name="d1"), ReLU(name="r1"), Dense(1e30 * np.eye(4), name="d2")]
+    net = randvis.Sequential(layers, (4,), np.float32)
+    x = np.full((1, 4), 1e10)
+    with pytest.raises(NonFiniteError) as err:
+        net.forward(x)
+    msg = str(err.value)
+    assert "overflowed float32 at layer 'd2' (Dense)" in msg and "float64" in msg, msg
+    assert "1e+10" in msg and "parameters are finite" in msg
+    np.testing.assert_allclose(net.astype(np.float64).predict(x), 1e40)
+    # an input of 3e38 is a finite float32, but a convolution of it is not
+    cnn = randvis.three_layer_cnn(6, kernel_size=3, input_shape=(3, 12, 12), n_classes=5, rng=0)
+    huge = np.full((1, 3, 12, 12), 3e38, np.float32)
+    with pytest.raises(NonFiniteError, match=r"overflowed float32 at layer 'conv1'"):
+        randvis.visualize(cnn, huge, target="max")
+    assert np.isfinite(cnn.astype(np.float64).predict(huge)).all()
+
+
+def test_complex_parameters_refused(net):
+    copy = net.astype(np.float32)
+    with pytest.raises(ValueError, match=r"'fc\.weight'.*complex64"):
+        copy["fc.weight"] = copy["fc.weight"] + 1j
+    assert np.isrealobj(copy["fc.weight"])
+
+
+def test_load_refuses_non_finite_and_non_real_parameters(tmp_path, net):
+    arch = np.array(json.dumps(net.architecture()))
+    for name, change, words in [
+            ("nan", lambda w: np.where(w == w.max(), np.nan, w), r"'fc\.weight' contains NaN"),
+            ("inf", lambda w: np.where(w == w.max(), np.inf, w), r"'fc\.weight' contains NaN or Inf"),
+            ("complex", lambda w: w * (1 + 1j), r"'fc\.weight' has dtype complex"),
+            ("bool", lambda w: w > 0, r"'fc\.weight' has dtype bool")]:
+        arrays = dict(net.parameters())
+        arrays["fc.weight"] = change(arrays["fc.weight"])
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, __architecture__=arch, **arrays)
+        with pytest.raises(ValueError, match=rf"{name}\.npz: parameter {words}"):
+            randvis.Sequential.load(path)
 
 
 # ---- targets ------------------------------------------------------------

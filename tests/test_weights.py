@@ -319,6 +319,33 @@ def test_torch_partial_match_refused(tmp_path, net):
     assert not (tmp_path / "out.npz").exists()
 
 
+def test_convert_never_overwrites_its_source(tmp_path, net):
+    src = save_vgg16_paper_npz(net, tmp_path / "vgg16_weights.npz")
+    original = open(src, "rb").read()
+    os.symlink(src, tmp_path / "link.npz")
+    os.link(src, tmp_path / "hard.npz")
+    (tmp_path / "sub").mkdir()
+    for dst in (src, tmp_path / "vgg16_weights", tmp_path / "sub" / ".." / "vgg16_weights.npz",
+                tmp_path / "link.npz", tmp_path / "hard.npz"):
+        with pytest.raises(ValueError, match="is the source file") as info:
+            convert(src, dst)
+        assert "vgg16_weights.npz" in str(info.value)
+        assert open(src, "rb").read() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hard.npz", "link.npz", "sub",
+                                                          "vgg16_weights.npz"]
+    assert convert(tmp_path / "link.npz", tmp_path / "other.npz").format == "paper"
+
+
+def test_convert_refuses_a_directory_as_output(tmp_path, net):
+    src = net.save(tmp_path / "own.npz")
+    for folder in (tmp_path / "out", tmp_path / "out.npz"):
+        folder.mkdir()
+        with pytest.raises(ValueError, match="is a directory") as info:
+            convert(src, folder)
+        assert str(folder) in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.npz", "own.npz"]
+
+
 def test_unrecognised_files(tmp_path):
     (tmp_path / "a.txt").write_text("hello")
     with pytest.raises(WeightsError, match="unrecognised weights file"):

@@ -310,15 +310,9 @@ class Sequential:
         path = os.fspath(path)
         where = f"{path}: __architecture__"
         with NpzReader(path) as npz:
-            head = npz.headers.get("__architecture__")
-            if head is None:
+            if "__architecture__" not in npz.headers:
                 raise ValueError(f"{path}: not a randvis network file (no __architecture__ entry)")
-            if head.dtype.kind != "U" or head.shape != ():
-                raise ValueError(f"{where} is {head.dtype} {head.shape}, not a JSON string")
-            if head.dtype.itemsize // 4 > MAX_ARCHITECTURE_CHARS:
-                raise ValueError(f"{where} has {head.dtype.itemsize // 4:,} characters, more than "
-                                 f"the limit of {MAX_ARCHITECTURE_CHARS:,}")
-            arch = _parse_architecture(str(npz.read("__architecture__")), where)
+            arch = _read_architecture(npz, where)
             dtype, input_shape, owners = _check_architecture(arch, where)
             names = [n for n in npz.headers if n != "__architecture__"]
             orphans = sorted(n for n in names if n.split(".", 1)[0] not in owners)
@@ -358,6 +352,18 @@ class Sequential:
 #: a JSON string (an unterminated one runs to the end: matching never backtracks)
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _read_architecture(npz, where):
+    """The parsed ``__architecture__`` member of an open
+    :class:`~randvis.safeio.NpzReader`, its length checked from the header."""
+    head = npz.headers["__architecture__"]
+    if head.dtype.kind != "U" or head.shape != ():
+        raise ValueError(f"{where} is {head.dtype} {head.shape}, not a JSON string")
+    if head.dtype.itemsize // 4 > MAX_ARCHITECTURE_CHARS:
+        raise ValueError(f"{where} has {head.dtype.itemsize // 4:,} characters, more than the "
+                         f"limit of {MAX_ARCHITECTURE_CHARS:,}")
+    return _parse_architecture(str(npz.read("__architecture__")), where)
 
 
 def _parse_architecture(text, where):

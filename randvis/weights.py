@@ -56,8 +56,8 @@ import numpy as np
 
 from ._io import atomic_savez
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
-from .limits import check_memory
-from .network import Sequential, _parse_architecture
+from .limits import ResourceLimitError, check_memory
+from .network import Sequential, _read_architecture
 from .safeio import NpzError, NpzReader
 from .torchfile import CheckpointError, load_state_dict
 
@@ -177,14 +177,15 @@ def _read_npz(path, npz, layout=None):
                   {n: _Entry(k, headers[k].shape, headers[k].dtype, functools.partial(npz.read, k))
                    for k, n in want.items()})
     if arch is not None:
-        if arch.dtype.kind != "U" or arch.shape != ():
-            raise WeightsError(f"{path}: __architecture__ is {arch.dtype} {arch.shape}, not a "
-                               "JSON string")
         try:
-            spec = _parse_architecture(str(npz.read("__architecture__")), f"{path}: __architecture__")
+            spec = _read_architecture(npz, f"{path}: __architecture__")
             shape = tuple(int(s) for s in spec["input_shape"])
             info = spec.get("info") or {}
+        except ResourceLimitError:
+            raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if str(exc).startswith(path):
+                raise WeightsError(str(exc)) from None
             raise WeightsError(f"{path}: unreadable __architecture__ entry ({exc})") from None
         if len(shape) != 3:
             raise WeightsError(f"{path}: __architecture__ input_shape {shape} is not (c, h, w)")

@@ -26,7 +26,7 @@ from randvis import limits
 from randvis.images import load_image
 from randvis.limits import ResourceLimitError
 from randvis.network import Sequential
-from randvis.safeio import NpzError, load_npz
+from randvis.safeio import NpzError, NpzReader, load_npz
 from randvis.torchfile import CheckpointError, load_state_dict
 from randvis.weights import WeightsError, convert, load_vgg16, save_vgg16_paper_npz
 
@@ -408,6 +408,10 @@ def test_npz_header_claiming_37_gib_refused_from_the_header(tmp_path, small_vgg)
     assert "(100000, 100000)" in str(info.value)
     with pytest.raises(ResourceLimitError, match=r"huge\.npz.*fc7_W.*37\.3 GiB.*memory limit"):
         load_npz(path)
+    with NpzReader(path) as npz:                   # one member: checked on its own
+        assert npz.headers["fc7_W"].nbytes == 4 * 10**10
+        with pytest.raises(ResourceLimitError, match=r"huge\.npz.*fc7_W.*37\.3 GiB"):
+            npz.read("fc7_W")
     net_members = npz_members(small_vgg.save(tmp_path / "net.npz"))
     net_members["fc7.weight.npy"] = npy_header((100_000, 100_000))
     with pytest.raises(ResourceLimitError, match=r"bad-net\.npz.*fc7\.weight.*37\.3 GiB"):
@@ -541,3 +545,9 @@ def test_peak_memory_of_hostile_files(tmp_path, small_vgg, h5py):
         peak, name, outcome = line.split(" ", 2)
         assert not outcome.startswith("LOADED") and name in outcome, line
         assert int(peak) < 500, line
+
+
+def test_vgg16_architecture_json_bounded_too(tmp_path, small_vgg):
+    path = _net_file(tmp_path, small_vgg, "{\"a\": " * 1000 + "1" + "}" * 1000, "vgg.npz")
+    with pytest.raises(WeightsError, match=r"vgg\.npz: __architecture__: JSON nested 1000 deep"):
+        load_vgg16(path)

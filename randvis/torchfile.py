@@ -412,13 +412,17 @@ class _Unpickler(pickle.Unpickler):
 
 class _Shape:
     """What the scan knows of one object: how deep it nests, how many items it
-    holds, and which containers hold it (so that growing it deepens them)."""
+    holds, and which containers hold it (so that growing it deepens them):
+    ``parents`` is None, the one container, or a list of them."""
 
     __slots__ = ("depth", "items", "parents")
 
     def __init__(self, depth=0):
-        self.depth, self.items, self.parents = depth, 0, []
+        self.depth, self.items, self.parents = depth, 0, None
 
+
+#: every int, string, global ...: they hold nothing and never grow, so they share one shape
+_ATOM = _Shape(0)
 
 # opcode -> (stack effect, argument length) for every opcode of protocols 0-5;
 # effects: "atom" pushes a leaf, "new" pushes an empty container, "build"
@@ -530,10 +534,14 @@ class _Scan:
                 self.fail(f"containers nested deeper than the limit of {MAX_PICKLE_DEPTH} "
                           f"(depth > {MAX_PICKLE_DEPTH}, or a recursive structure)")
             node.depth = depth
-            self.work += len(node.parents)
+            held = node.parents
+            if held is None:
+                continue
+            held = held if isinstance(held, list) else [held]
+            self.work += len(held)
             if self.work > 4 * MAX_PICKLE_OBJECTS:
                 self.fail("a structure too entangled to check")
-            todo.extend((p, depth + 1) for p in node.parents)
+            todo.extend((p, depth + 1) for p in held)
 
     def add(self, node, items, pairs=False):
         node.items += len(items) // 2 if pairs else len(items)
@@ -542,8 +550,15 @@ class _Scan:
                       f"{MAX_PICKLE_ITEMS:,}")
         deepest = 0
         for item in items:
-            item.parents.append(node)
-            deepest = max(deepest, item.depth)
+            if item is not _ATOM:
+                held = item.parents
+                if held is None:
+                    item.parents = node
+                elif isinstance(held, list):
+                    held.append(node)
+                else:
+                    item.parents = [held, node]
+                deepest = max(deepest, item.depth)
         if items:
             self.deepen(node, deepest + 1)
 
@@ -562,7 +577,7 @@ class _Scan:
             if self.objects > MAX_PICKLE_OBJECTS:
                 self.fail(f"more than the limit of {MAX_PICKLE_OBJECTS:,} objects in the pickle")
             if effect == "atom":
-                self.stack.append(_Shape(0))
+                self.stack.append(_ATOM)
             elif effect == "new":
                 self.stack.append(_Shape(1))
             elif effect.startswith("build"):

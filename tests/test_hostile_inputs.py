@@ -380,6 +380,8 @@ def test_pickle_container_and_string_bounds(tmp_path, monkeypatch):
         "string": (b"\x80\x02}X\x01\x00\x00\x00aX\x65\x00\x00\x00" + b"x" * 101 + b"s.",
                    "101 bytes", "100"),
         "objects": (b"\x80\x02]" + b"(K\x011" * 600 + b".", "objects", "500"),
+        # a list that holds itself (through the memo): its depth has no bound
+        "recursive": (b"\x80\x02}X\x01\x00\x00\x00a]q\x00h\x00as.", "recursive", "100"),
     }
     for name, (pkl, words, limit) in cases.items():
         path = write_raw_zip(tmp_path / f"{name}.pth", {"archive/data.pkl": pkl})

@@ -117,7 +117,7 @@ def _sha256(path, chunk=1 << 22):
 
 
 # ---------------------------------------------------------------------------
-# readers: each returns {randvis param name: (source key, array)} + axis order
+# readers: each returns {randvis param name: _Entry} + axis order; data are read later
 # ---------------------------------------------------------------------------
 
 @dataclass

@@ -171,10 +171,25 @@ def fold_batchnorm(weight, bias, gamma, beta, mean, var, eps=BN_EPS):
     >>> w.ravel().tolist(), b.tolist()
     ([2.0, 0.5], [-2.0, 1.0])
     """
-    w = np.asarray(weight, dtype=np.float64)
-    s = np.asarray(gamma, dtype=np.float64) / np.sqrt(np.asarray(var, dtype=np.float64) + eps)
-    b0 = 0.0 if bias is None else np.asarray(bias, dtype=np.float64)
-    b = np.asarray(beta, dtype=np.float64) + (b0 - np.asarray(mean, dtype=np.float64)) * s
+    w = _checks.finite_array(weight, "weight").astype(np.float64)
+    if w.ndim < 1:
+        raise ValueError("weight must have an output axis first, got a scalar")
+    n = w.shape[0]
+    per_channel = {}
+    for name, v in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)) + \
+            ((("bias", bias),) if bias is not None else ()):
+        a = _checks.finite_array(v, name).astype(np.float64)
+        if a.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},) (one value per output channel), got {a.shape}")
+        per_channel[name] = a
+    eps = _checks.nonnegative_real(eps, "eps")
+    low = per_channel["var"] + eps <= 0
+    if low.any():
+        raise ValueError(f"var + eps must be > 0 (a variance), got {float(per_channel['var'][low][0])!r} + {eps!r} "
+                         f"at channel {int(np.flatnonzero(low)[0])}")
+    s = per_channel["gamma"] / np.sqrt(per_channel["var"] + eps)
+    b0 = per_channel.get("bias", 0.0)
+    b = per_channel["beta"] + (b0 - per_channel["mean"]) * s
     return w * s.reshape((-1,) + (1,) * (w.ndim - 1)), b
 
 
@@ -204,7 +219,7 @@ def _convert_state_dict(state, eps=BN_EPS):
     def take(key, shape):
         if key not in state:
             raise ValueError(f"EfficientNet-Lite0 weights: missing entry {key!r}")
-        a = np.asarray(state[key])
+        a = _checks.finite_array(state[key], f"EfficientNet-Lite0 weights: {key!r}")
         if a.shape != tuple(shape):
             raise ValueError(f"EfficientNet-Lite0 weights: {key!r} has shape {a.shape}, "
                              f"expected {tuple(shape)}")

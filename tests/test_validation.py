@@ -17,7 +17,7 @@ from randvis import models as M
 from randvis import stats as S
 from randvis import theory as T
 from randvis.attacks import cross_entropy_seed, fgsm, fgsm_flip
-from randvis.efficientnet import efficientnet_lite0
+from randvis.efficientnet import efficientnet_lite0, fold_batchnorm
 from randvis.layers import Conv2d, Dense, DepthwiseConv2d, StreamedDense
 from randvis.methods import make_seed
 from randvis.rules import Rule, get_rule
@@ -192,6 +192,12 @@ BAD_CALLS = [
     P(lambda: efficientnet_lite0(None, input_shape=(3, 32.5, 32)), TypeError, ["input_shape", "32.5"], id="lite0-fraction"),
     P(lambda: efficientnet_lite0(None, input_shape=(3, 32, 32), rng="abc"), TypeError, ["rng", "'abc'"], id="lite0-rng"),
     P(lambda: efficientnet_lite0(None, input_shape=(3, 32, 32), dtype=int), TypeError, ["dtype"], id="lite0-dtype"),
+    P(lambda: fold_batchnorm(np.ones((2, 1, 1, 1)), None, np.ones(2), np.zeros(2), np.zeros(2), np.array([-1.0, 1.0]),
+                             eps=0.0), ValueError, ["var + eps", "-1.0", "channel 0"], id="fold-negative-var"),
+    P(lambda: fold_batchnorm(np.ones((2, 1, 1, 1)), None, np.ones(2) * 1j, np.zeros(2), np.zeros(2), np.ones(2)),
+      TypeError, ["gamma", "complex"], id="fold-complex-gamma"),
+    P(lambda: fold_batchnorm(np.ones((2, 1, 1, 1)), None, np.ones(3), np.zeros(2), np.zeros(2), np.ones(2)),
+      ValueError, ["gamma", "(2,)"], id="fold-shape"),
 ]
 
 

@@ -19,6 +19,12 @@ Initialisations (``init``):
 Dense layers with more than ``STREAM_THRESHOLD`` weights become
 :class:`~randvis.layers.StreamedDense` (generated from a seed in blocks, never
 stored) unless ``stream`` says otherwise.
+
+Every builder validates its arguments first (a ``TypeError`` or ``ValueError``
+naming the argument), then estimates from the shapes alone the memory the
+network and one image's pass need (:func:`memory_estimate`) and the random
+weights its streamed layers generate per pass, and checks both against
+:mod:`randvis.limits` before it draws a single weight.
 """
 from __future__ import annotations
 
@@ -43,10 +49,6 @@ INITS = ("gaussian", "he", "paper")
 
 #: VGG-16 configuration D: convolution widths per block
 VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
-
-
-def _rng(rng):
-    return _checks.generator(rng)
 
 
 def _posint(v, name):

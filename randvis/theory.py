@@ -180,7 +180,7 @@ def _image(x, name="x"):
         x = x[0]
     if x.ndim != 3 or 0 in x.shape:
         raise ValueError(f"{name} must be one image of shape (c, h, w) with c, h, w >= 1, got {x.shape}")
-    x = x.astype(np.float64)
+    x = x.astype(np.float64, copy=False)
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf")
     return x

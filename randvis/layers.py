@@ -425,6 +425,8 @@ class StreamedDense(Layer):
             starts = [s for s in starts if s // self.block_rows in needed]
         spans = [(s, min(s + self.block_rows, self.out_features)) for s in starts]
         n_weights = sum(e - s for s, e in spans) * self.in_features
+        limits.check_streamed_weights(n_weights, f"{self.name or 'StreamedDense'} ({self.out_features} x "
+                                                 f"{self.in_features}), one pass")
         bar = tqdm(total=len(spans), desc=f"{self.name}: streaming weights", unit="block",
                    leave=False, disable=True if n_weights < PROGRESS_WEIGHTS else None)
         workers = max(1, K.get_num_threads())

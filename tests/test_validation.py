@@ -338,3 +338,21 @@ def test_fcn_units_to_match_is_linear_in_n():
     one = T.fcn_units_to_match(spec, x, n=1)
     np.testing.assert_allclose(T.fcn_units_to_match(spec, x, n=[4, 8]), [4 * one, 8 * one], rtol=1e-12)
     assert one > 0
+
+
+def test_streamed_layer_checks_every_pass():
+    """The streamed-weights limit holds per pass, also when it is lowered after the
+    layer was made: a forward pass streams all 40 x 6 weights, a one-hot backward
+    only the row it needs."""
+    layer = StreamedDense(6, 40, 0.5, seed=1, dtype=np.float64, block_rows=4, name="head")
+    x = np.ones((1, 6))
+    try:
+        limits.set_limit("streamed_weights", 100)
+        with pytest.raises(limits.ResourceLimitError, match="head .* one pass"):
+            layer.forward(x)
+        g = np.zeros((1, 40))
+        g[0, 7] = 1.0
+        np.testing.assert_allclose(layer.backward(g), layer.rows(7, 8))
+    finally:
+        limits.set_limit("streamed_weights", None)
+    np.testing.assert_allclose(layer.forward(x)[0], x @ layer.rows(0, 40).T)

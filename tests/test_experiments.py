@@ -103,20 +103,6 @@ def test_jobs_give_the_same_results(tmp_path):
     assert a == b
 
 
-def test_full_run_time_is_stamped_into_the_readme(tmp_path):
-    text = "# x\nThe full run: " + R.README_MARK[0] + "It took 7.4 minutes" + R.README_MARK[1] + ".\n"
-    (tmp_path / "README.md").write_text(text)
-    kw = dict(only=["local_connections"], size=32, progress=False, log=lambda *_: None)
-    R.reproduce(out=str(tmp_path / "quick"), quick=True, **kw)
-    assert (tmp_path / "README.md").read_text() == text  # a quick run leaves the project README alone
-    R.reproduce(out=str(tmp_path / "figures"), **kw)
-    seconds = json.loads((tmp_path / "figures" / "timings.json").read_text())["local_connections"]
-    new = (tmp_path / "README.md").read_text()
-    assert f"It took {seconds / 60:.1f} minutes ({seconds:.0f} s" in new
-    assert new.startswith("# x\nThe full run: ") and new.endswith(R.README_MARK[1] + ".\n")
-    assert not R.stamp_readme(str(tmp_path / "missing.md"), {"a": 1.0})
-
-
 def test_project_readme_carries_the_run_time_markers():
     from pathlib import Path
 
@@ -139,7 +125,15 @@ def test_class_sensitivity(ctx):
     for label in res.models:
         s = res.summary[label]
         assert s["saliency"]["mean"] > 1.5 * max(s["gbp"]["mean"], s["deconvnet"]["mean"])
-        assert s["gbp"]["ci_low"] <= s["gbp"]["mean"] <= s["gbp"]["ci_high"]
+        for m in ("saliency", "deconvnet", "gbp"):
+            a, b = res.l2[label][m]   # the two images of the fixture
+            assert s[m]["n"] == 2 and s[m]["mean"] == pytest.approx((a + b) / 2)
+            assert s[m]["std"] == pytest.approx(abs(a - b) / np.sqrt(2))
+            # With two observations a resample's mean is a, (a + b)/2 or b with
+            # probabilities 1/4, 1/2, 1/4: of 2000 resamples far more than 2.5% are
+            # the smaller and the larger value, so the 95% percentile interval is
+            # exactly [min(a, b), max(a, b)].
+            assert (s[m]["ci_low"], s[m]["ci_high"]) == (min(a, b), max(a, b))
 
 
 def test_class_sensitivity_on_a_single_image(tmp_path):
@@ -167,25 +161,125 @@ def test_adversarial(ctx):
     assert res.ssim["deconvnet"] > res.ssim["saliency"]
 
 
-def test_partly_trained(ctx):
+@pytest.mark.parametrize("name", ["adversarial", "class_sensitivity", "partly_trained"])
+def test_trained_experiments_compute_in_float64(ctx, tmp_path, monkeypatch, name):
+    """Maps of piecewise-linear networks and FGSM steps jump where a ReLU input sits
+    on its kink; the trained-network experiments build every network, input and
+    attack in float64."""
     _needs_trained()
-    res = EXPERIMENTS["partly_trained"].run(ctx)
+    import dataclasses
+
+    mod = EXPERIMENTS[name]
+    seen = []
+    real = mod.visualize
+
+    def spy(net, x, *a, **k):
+        seen.append((np.dtype(net.dtype), np.asarray(x).dtype))
+        return real(net, x, *a, **k)
+
+    monkeypatch.setattr(mod, "visualize", spy)
+    if name == "adversarial":
+        real_fgsm = mod.fgsm_flip
+        monkeypatch.setattr(mod, "fgsm_flip", lambda net, x, *a, **k: (seen.append(
+            (np.dtype(net.dtype), np.asarray(x).dtype)), real_fgsm(net, x, *a, **k))[1])
+    one = dataclasses.replace(ctx, images=ctx.images[:1], out=str(tmp_path))
+    mod.run(one)
+    assert seen and all(d == (np.float64, np.float64) for d in seen), seen
+
+
+def _partly_trained_networks(ctx, monkeypatch):
+    """Run the experiment and record, for every network whose GBP it computes,
+    which parameter groups hold the trained and which the random weights (by
+    comparing each parameter with those of the trained and the random network
+    built independently here), and the GBP map it got."""
+    mod = EXPERIMENTS["partly_trained"]
+    seen = []
+    real = mod.visualize
+
+    def spy(net, x, *a, **k):
+        maps = real(net, x, *a, **k)
+        seen.append(({k: v.copy() for k, v in net.parameters().items()}, maps["gbp"][0]))
+        return maps
+
+    monkeypatch.setattr(mod, "visualize", spy)
+    res = mod.run(ctx)
+    return res, seen
+
+
+def _check_families(res, seen, trained, random):
+    """Each network has the composition the module docstring describes, in the
+    order the experiment computes them, and each reported number is the Spearman
+    correlation of that network's GBP map with the fully trained / random one."""
+    from randvis.experiments.partly_trained import _group
+    from randvis.stats import similarity
+
+    groups = []
+    for k in trained.parameters():
+        if _group(k) not in groups:
+            groups.append(_group(k))
+    differ = [k for k in trained.parameters() if not np.array_equal(trained[k], random[k])]
+    assert len(differ) > len(groups) // 2   # the two networks are distinguishable
+
+    def composition(params):
+        """The set of groups whose parameters are the trained ones."""
+        out = set()
+        for k in differ:
+            is_t, is_r = np.array_equal(params[k], trained[k]), np.array_equal(params[k], random[k])
+            assert is_t != is_r, k
+            if is_t:
+                out.add(_group(k))
+        for g in {_group(k) for k in differ}:   # a group is all trained or all random
+            ks = [k for k in differ if _group(k) == g]
+            assert len({np.array_equal(params[k], trained[k]) for k in ks}) == 1, g
+        return out
+
+    varied = {_group(k) for k in differ}
+    picks = [groups.index(g) for g in res.groups]
+    spec = {"up to L": lambda L: {g for i, g in enumerate(groups) if i <= L},
+            "all but L": lambda L: {g for i, g in enumerate(groups) if i != L},
+            "reverse": lambda L: {g for i, g in enumerate(groups) if i > L}}
+    assert composition(seen[0][0]) == varied and composition(seen[1][0]) == set()
+    ref_t, ref_r = seen[0][1], seen[1][1]
+    cells = iter(seen[2:])
+    for fam in ("up to L", "all but L", "reverse"):
+        for i, L in enumerate(picks):
+            params, gbp = next(cells)
+            assert composition(params) == spec[fam](L) & varied, (fam, groups[L])
+            for got, ref in ((res.to_trained[fam][i], ref_t), (res.to_random[fam][i], ref_r)):
+                want = similarity(gbp, ref).spearman
+                assert got == pytest.approx(want) or (np.isnan(got) and np.isnan(want))
+    assert next(cells, None) is None
+
+
+def test_partly_trained(ctx, tmp_path, monkeypatch):
+    _needs_trained()
+    import dataclasses
+
+    from randvis.experiments import _trained
+
+    fresh = dataclasses.replace(ctx, out=str(tmp_path))
+    res, seen = _partly_trained_networks(fresh, monkeypatch)
+    assert res.groups[0] == "stem" and res.groups[-1] == "fc"
+    _check_families(res, seen, _trained.efficientnet(fresh), _trained.efficientnet(fresh, weights=None))
     # the last "up to L" network is the fully trained one, the last "reverse" one too when L is fc
-    assert res.groups[-1] == "fc"
     assert res.to_trained["up to L"][-1] == pytest.approx(1.0)
     assert res.to_random["reverse"][-1] == pytest.approx(1.0)
 
 
-def test_partly_trained_with_vgg_weights(ctx, tmp_path):
+def test_partly_trained_with_vgg_weights(ctx, tmp_path, monkeypatch):
     _needs_trained()
     import dataclasses
 
     import randvis
+    from randvis.experiments import _trained
+    from randvis.experiments.partly_trained import NAME, _he_copy
 
     net = randvis.vgg16(n_classes=10, input_shape=(3, 32, 32), widths=(4, 4, 8, 8, 8), fc_width=16, rng=5)
     path = net.save(tmp_path / "vgg.npz")
     vctx = dataclasses.replace(ctx, vgg_weights=path, out=str(tmp_path / "out"))
-    res = EXPERIMENTS["partly_trained"].run(vctx)
+    res, seen = _partly_trained_networks(vctx, monkeypatch)
     assert res.model == "VGG-16" and res.groups[0] == "conv1_1" and res.groups[-1] == "fc8"
+    trained = randvis.vgg16(weights=path, dtype=_trained.DTYPE)
+    _check_families(res, seen, trained, _he_copy(trained, vctx.rng(NAME, "vgg-random")))
     assert res.to_trained["up to L"][-1] == pytest.approx(1.0)
     assert res.to_random["reverse"][-1] == pytest.approx(1.0)

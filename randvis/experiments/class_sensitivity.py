@@ -4,6 +4,11 @@ For every image, the maps for the top logit and for a random other logit are
 min-max scaled to [0, 1] each (the paper's normalisation) and compared by L2
 distance (also SSIM and Spearman). Saliency maps should change with the class
 far more than GBP and DeconvNet maps, for random and trained networks alike.
+
+The networks compute in float64 (``_trained.DTYPE``): the maps are gradients
+of piecewise-linear networks, and in float32 a ReLU pre-activation within
+rounding error of zero can fall on either side of the kink (depending, for
+one, on the BLAS thread count) and move a saliency map by percents.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ class Result:
 
 def run(ctx):
     res = Result([], {}, {}, {})
-    for label, net, to_input in _trained.models(ctx):
+    for label, net, to_input in _trained.models(ctx, dtype=_trained.DTYPE):
         res.models.append(label)
         res.l2[label] = {m: [] for m in METHODS}
         res.ssim[label] = {m: [] for m in METHODS}
@@ -78,7 +83,7 @@ def claims(res):
         other = max(s["gbp"]["mean"], s["deconvnet"]["mean"])
         out.append(Claim(f"Saliency is far more class-sensitive than GBP and DeconvNet ({label})",
                          f"mean L2 distance: saliency {s['saliency']['mean']:.2f} vs GBP {s['gbp']['mean']:.2f}, "
-                         f"DeconvNet {s['deconvnet']['mean']:.2f} (n={s['gbp']['n']}); holds if saliency > "
+                         f"DeconvNet {s['deconvnet']['mean']:.2f} (n={s['gbp']['n']}, float64); holds if saliency > "
                          "1.5x the larger", float(s["saliency"]["mean"] / max(other, 1e-12)),
                          bool(s["saliency"]["mean"] > 1.5 * other), NAME))
     return out

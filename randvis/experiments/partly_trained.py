@@ -8,7 +8,8 @@ Three families of networks, each indexed by a group L: trained weights up to
 and including L with the rest random ("up to L"); everything trained except L
 ("all but L"); random up to L with the rest trained ("reverse"). For each, the
 GBP map of one image is compared (Spearman correlation) with the GBP map of
-the fully trained and of the fully random network.
+the fully trained and of the fully random network. All networks compute in
+float64 (``_trained.DTYPE``), so no ReLU mask depends on float32 rounding.
 """
 from __future__ import annotations
 
@@ -53,21 +54,22 @@ def _he_copy(net, rng):
 
 
 def run(ctx):
-    from ..images import preprocess, resize_image
     from ..models import vgg16
 
+    dtype = _trained.DTYPE
     if ctx.vgg_weights:
         model = "VGG-16"
-        trained = vgg16(weights=ctx.vgg_weights)
+        trained = vgg16(weights=ctx.vgg_weights, dtype=dtype)
         random = _he_copy(trained, ctx.rng(NAME, "vgg-random"))
         side = trained.input_shape[1]
-        to_input = lambda img: preprocess(resize_image(img, side))  # noqa: E731
+        to_input = lambda img: _trained.vgg_input(img, side, dtype=dtype)  # noqa: E731
         fresh = lambda: trained.astype(trained.dtype)  # noqa: E731
     else:
         model = "EfficientNet-Lite0"
-        trained, random = _trained.efficientnet(ctx), _trained.efficientnet(ctx, weights=None)
-        to_input = _trained.efficientnet_input
-        fresh = lambda: _trained.efficientnet(ctx, weights=None)  # noqa: E731
+        trained = _trained.efficientnet(ctx, dtype=dtype)
+        random = _trained.efficientnet(ctx, weights=None, dtype=dtype)
+        to_input = lambda img: _trained.efficientnet_input(img, dtype=dtype)  # noqa: E731
+        fresh = lambda: _trained.efficientnet(ctx, weights=None, dtype=dtype)  # noqa: E731
     groups = []
     for k in trained.parameters():
         if _group(k) not in groups:
@@ -113,14 +115,20 @@ def numbers(res):
 def claims(res):
     first = res.to_trained["up to L"][0]
     first_r = res.to_random["up to L"][0]
-    allbut = min(res.to_trained["all but L"])
+    # a network whose GBP map is constant (e.g. all zero: every ReLU6 closed) has no
+    # correlation with anything; it has certainly lost the trained GBP's look
+    vals = res.to_trained["all but L"]
+    blank = [g for g, v in zip(res.groups, vals) if not np.isfinite(v)]
+    allbut = min((v for v in vals if np.isfinite(v)), default=float("nan"))
+    blank_text = (f"; constant GBP map (correlation undefined) without {', '.join(blank)}" if blank else "")
     return [
         Claim(f"The first (lowest) layers' trained weights carry the trained net's GBP look ({res.model})",
               f"trained stem only, rest random: Spearman to trained GBP {first:.2f} vs to random GBP "
               f"{first_r:.2f}; holds if closer to trained", float(first - first_r), bool(first > first_r), NAME),
         Claim("(beyond the paper) no single layer is indispensable for the trained GBP",
-              f"all-but-one-layer trained: lowest Spearman to trained GBP {allbut:.2f}; holds if > 0.5",
-              float(allbut), bool(allbut > 0.5), NAME),
+              f"all-but-one-layer trained: lowest Spearman to trained GBP {allbut:.2f}{blank_text}; "
+              "holds if > 0.5 and no map is constant",
+              float(allbut), bool(allbut > 0.5 and not blank), NAME),
     ]
 
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import theory as T
-from ._io import atomic_write
+from ._io import CheckpointError, array_digest, code_version, load_checkpoint, save_checkpoint
 from .methods import visualize
 from .models import fcn, three_layer_cnn
 
@@ -178,24 +179,36 @@ class SweepResult:
         return "\n".join(lines)
 
 
-def _load_checkpoint(path, config):
+def _sweep_key(config):
+    return {"randvis": code_version(), "sweep": config}
+
+
+def _load_checkpoint(path, config, note):
+    """The finished rows of a sweep checkpoint written for ``config`` by this code;
+    a missing one gives none, an unusable one (damaged, or another sweep's) is
+    reported through ``note`` in one line and the sweep starts over."""
     if not path or not os.path.exists(path):
         return {}
-    with open(path) as fh:
-        data = json.load(fh)
-    if data.get("config") != config:
-        raise ValueError(f"checkpoint {path} belongs to another sweep configuration; "
-                         "remove it or choose another path")
-    return {(r["kind"], r["n"], r["seed"]): r for r in data["rows"]}
+    try:
+        numbers, _, _ = load_checkpoint(path, _sweep_key(config))
+        rows = numbers["rows"]
+        done = {(r["kind"], int(r["n"]), int(r["seed"])): r for r in rows}
+    except CheckpointError as exc:
+        note(f"{exc}; starting the sweep over")
+        return {}
+    except (KeyError, TypeError, ValueError) as exc:
+        note(f"checkpoint {path}: damaged rows ({type(exc).__name__}: {exc}); starting the sweep over")
+        return {}
+    return done
 
 
 def _save_checkpoint(path, config, rows):
-    text = json.dumps({"config": config, "rows": list(rows.values())})
-    atomic_write(path, lambda tmp: open(tmp, "w").write(text))
+    save_checkpoint(path, _sweep_key(config), {"rows": list(rows.values())})
 
 
 def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000), seeds=3,
-                 kernel_size=7, fcn_sampler="auto", checkpoint=None, progress=True, image_name=None):
+                 kernel_size=7, fcn_sampler="auto", checkpoint=None, progress=True, image_name=None,
+                 log=None):
     """Simulate random CNNs/FCNs over N and seeds and compare with the theory.
 
     Parameters
@@ -212,10 +225,18 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
         "auto" uses the real network while its first layer has at most 2^26
         weights and the exact sampler beyond.
     checkpoint : path or None
-        JSON file updated after every cell; an existing one with the same
-        configuration is resumed.
+        File (an npz archive) rewritten atomically after every cell with the
+        finished cells and their key: this configuration, the image's digest
+        and the randvis code version (:func:`randvis._io.code_version`). An
+        existing checkpoint with an equal key is resumed; one that is damaged
+        or has another key is reported in one line and replaced.
     progress : bool
         Show a progress bar.
+    image_name : str, optional
+        Recorded in the configuration.
+    log : callable, optional
+        Receives the one-line note about an unusable checkpoint (default: a
+        ``RuntimeWarning``).
 
     Returns
     -------
@@ -245,9 +266,16 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
         raise ValueError(f"fcn_sampler must be 'auto', 'network' or 'exact', got {fcn_sampler!r}")
     config = {"image": image_name, "shape": list(x.shape), "cnn_ns": [int(n) for n in cnn_ns],
               "fcn_ns": [int(n) for n in fcn_ns], "seeds": int(seeds), "kernel_size": int(kernel_size),
-              "fcn_sampler": fcn_sampler, "x_sha": _digest(x)}
-    done = _load_checkpoint(checkpoint, config)
+              "fcn_sampler": fcn_sampler, "x_sha": array_digest(x)}
+    if log is None:
+        def log(msg):
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    done = _load_checkpoint(checkpoint, config, log)
     cells = [(k, int(n), s) for k, ns in (("cnn", cnn_ns), ("fcn", fcn_ns)) for n in ns for s in range(seeds)]
+    # every network still to simulate must fit, checked before the first one runs
+    for est in _memory_estimates(x.shape, {(k, n) for k, n, s in cells if (k, n, s) not in done},
+                                 kernel_size, fcn_sampler):
+        est.check()
     border = kernel_size // 2
     cache = {}
 
@@ -267,9 +295,7 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
             if (kind, n, s) in done:
                 continue
             spec1, mean1, _, pni = theory_of(kind)
-            sampler = fcn_sampler
-            if kind == "fcn" and sampler == "auto":
-                sampler = "exact" if n * x.size > (1 << 26) else "network"
+            sampler = _sampler(kind, n, x.size, fcn_sampler)
             spec, maps = simulate_maps(kind, n, x, rng=[_KIND_ID[kind], n, s], kernel_size=kernel_size,
                                        sampler=sampler)
             expected = mean1 * (spec.n * spec.v_std * spec.w_std)
@@ -287,10 +313,33 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
     return _summarise(config, [done[c] for c in cells], theory_of, x)
 
 
-def _digest(x):
-    import hashlib
+def _sampler(kind, n, d, fcn_sampler):
+    """How the maps of a width-``n`` network on ``d`` input values are drawn."""
+    if kind != "fcn":
+        return "network"
+    if fcn_sampler == "auto":
+        return "exact" if n * d > (1 << 26) else "network"
+    return fcn_sampler
 
-    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
+
+def _memory_estimates(shape, widths, kernel_size=7, fcn_sampler="auto"):
+    """:class:`randvis.models.MemoryEstimate` of each network ``(kind, n)`` in
+    ``widths`` that :func:`simulate_maps` would build on an input of ``shape``
+    (the exact FCN sampler builds none), largest first."""
+    from .models import memory_estimate
+
+    d = int(np.prod(shape))
+    out = []
+    for kind, n in sorted(widths):
+        if _sampler(kind, n, d, fcn_sampler) == "exact":
+            continue
+        if kind == "cnn":
+            out.append(memory_estimate("three_layer_cnn", int(n), kernel_size=int(kernel_size),
+                                       input_shape=tuple(shape), n_classes=1, dtype="float64"))
+        else:
+            out.append(memory_estimate("fcn", int(n), input_shape=tuple(shape), n_classes=1,
+                                       dtype="float64"))
+    return sorted(out, key=lambda e: -e.total)
 
 
 def _summarise(config, rows, theory_of, x):

@@ -1,18 +1,24 @@
 """``randvis reproduce``: run the experiments, write figures, results.json and a claims table.
 
 Everything is deterministic for a seed; finished work is checkpointed under
-``OUT/.checkpoints`` so an interrupted run resumes where it stopped and writes
-the same ``results.json`` as an uninterrupted one. Every file is written
-atomically.
+``OUT/.checkpoints``, keyed by everything it depends on (see
+:meth:`randvis.experiments.Context.cell`), so an interrupted run resumes where
+it stopped and writes the same ``results.json`` as an uninterrupted one, and a
+run with other settings never reuses a number. Every file is written
+atomically, only inside ``OUT`` (and the README named by ``stamp``), and never
+over a file that reproduce did not write.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
+import numbers
 import os
 import time
 
-from ._io import atomic_write
+from . import limits
+from ._io import atomic_write, atomic_write_text, check_outputs, remove_stale_temporaries, same_file
 from .experiments import EXPERIMENTS, Context
 
 __all__ = ["reproduce", "load_images"]
@@ -23,7 +29,8 @@ def load_images(folder=None, size=224, quick=False, limit=None):
 
     Built-in: matplotlib's grace_hopper plus scikit-image's samples when it is
     installed (astronaut, coffee, chelsea, rocket, motorcycle). ``quick`` keeps
-    the first two.
+    the first two. An image is named by its file name without the extension
+    (with it, when two files share a stem).
     """
     from . import images
 
@@ -31,10 +38,20 @@ def load_images(folder=None, size=224, quick=False, limit=None):
         exts = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"--images: no such folder: {folder}")
-        names = sorted(f for f in os.listdir(folder) if f.lower().endswith(exts))
-        if not names:
+        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(exts)
+                       and os.path.isfile(os.path.join(folder, f)))
+        if not files:
             raise ValueError(f"--images: no image files in {folder}")
-        out = [(os.path.splitext(n)[0], images.load_image(os.path.join(folder, n), size=size)) for n in names]
+        if quick:
+            files = files[:2]
+        if limit:
+            files = files[:limit]
+        # each image is held as float32 (3, size, size) for the whole run
+        limits.check_memory(len(files) * 3 * int(size) ** 2 * 4,
+                            f"--images: {len(files)} images at {size}x{size}")
+        stems = [os.path.splitext(f)[0] for f in files]
+        names = [st if stems.count(st) == 1 else f for st, f in zip(stems, files)]
+        out = [(n, images.load_image(os.path.join(folder, f), size=size)) for n, f in zip(names, files)]
     else:
         out = [(n, images.sample_image(n, size=size)) for n in images.sample_names()]
     if quick:
@@ -45,13 +62,15 @@ def load_images(folder=None, size=224, quick=False, limit=None):
 
 
 def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights=None, seed=0,
-              progress=True, log=print, size=None, jobs=1):
+              progress=True, log=print, size=None, jobs=1, stamp=None):
     """Run the experiments and write ``OUT/NAME.png``, ``OUT/results.json`` and ``OUT/README.md``.
 
     Parameters
     ----------
     out : str
-        Output folder (created).
+        Output folder (created). Files of those names that randvis did not
+        write there (e.g. a project's README.md) are not replaced: the run is
+        refused before it starts.
     only : list of str, optional
         Experiment names to run (default all, in the paper's order).
     quick : bool
@@ -66,30 +85,47 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
     jobs : int
         Experiments run in this many worker processes (threads split between
         them); results do not depend on it.
+    stamp : None, True or path, optional
+        Also rewrite the run-time sentence between the :data:`README_MARK`
+        comments of this README (``True``: the ``README.md`` beside the output
+        folder, i.e. the project README for ``out="figures"``); see
+        :func:`stamp_readme`. Not with ``quick``.
 
     Returns
     -------
     dict
         The content of results.json.
     """
-    if int(jobs) < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
-    jobs = int(jobs)
+    seed = _count(seed, "seed", 0)
+    jobs = _count(jobs, "jobs", 1)
+    if size is not None:
+        size = _count(size, "size", 1)
     names = list(EXPERIMENTS) if not only else list(only)
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
+    if image_dir is not None and os.path.isdir(image_dir) and same_file(image_dir, out):
+        raise ValueError(f"--out {out} is the --images folder; the figures would join the images")
+    readme_path = _stamp_target(stamp, out, quick)
+    outputs = [os.path.join(out, f) for f in ("README.md", "results.json", "timings.json")]
+    outputs += [os.path.join(out, f"{n}.png") for n in names]
+    check_outputs([("--out", p) for p in outputs], [("--vgg-weights", vgg_weights)])
+    old = _own_outputs(out, names)
     os.makedirs(out, exist_ok=True)
+    for folder in [out] + _checkpoint_folders(out):
+        for path in remove_stale_temporaries(folder):
+            log(f"removed {path}, left by a writer that was killed")
     imgs = load_images(image_dir, size=size or (64 if quick else 224), quick=quick)
-    ctx = Context(out=out, images=imgs, quick=quick, seed=seed, vgg_weights=vgg_weights, progress=progress)
+    ctx = Context(out=out, images=imgs, quick=quick, seed=seed, vgg_weights=vgg_weights, progress=progress,
+                  log=log)
     results_path = os.path.join(out, "results.json")
     results = {}
-    if os.path.exists(results_path):
-        with open(results_path) as fh:
-            old = json.load(fh)
-        if old.get("_meta", {}).get("config") == _config(ctx, names):
-            results = old
-    results["_meta"] = {"config": _config(ctx, names)}
+    if old is not None and old.get("_meta", {}).get("config") == _config(ctx):
+        results = old
+    results["_meta"] = {"config": _config(ctx)}
     timings = {}
     todo = []
     for name in names:
@@ -107,50 +143,109 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
         timings[name] = seconds
         for c in entry["claims"]:
             log(f"  {'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['claim']} -- {c['measure']}")
-        text = json.dumps(results, indent=1, sort_keys=True)
-        atomic_write(results_path, lambda tmp: open(tmp, "w").write(text + "\n"))
+        atomic_write_text(results_path, json.dumps(results, indent=1, sort_keys=True) + "\n")
 
     if jobs > 1 and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        jobs = min(jobs, len(todo))
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, initializer=_limit_threads, initargs=(threads,)) as pool:
-            futures = {pool.submit(_run_experiment, name, ctx): name for name in todo}
+        settings = {name: limits.get_limit(name) for name in limits.LIMITS}
+        worker_ctx = dataclasses.replace(ctx, log=None, notes=[])
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(threads, settings)) as pool:
+            futures = {pool.submit(_run_experiment, name, worker_ctx): name for name in todo}
             for name in todo:
                 log(f"[{name}] {EXPERIMENTS[name].TITLE} ... (worker)")
             for fut in as_completed(futures):
                 name = futures[fut]
-                entry, seconds = fut.result()
+                entry, seconds, notes = fut.result()
+                for note in notes:
+                    log(note)
                 log(f"[{name}] done in {seconds:.0f} s")
                 record(name, entry, seconds)
     else:
         for name in todo:
             log(f"[{name}] {EXPERIMENTS[name].TITLE} ...")
-            record(name, *_run_experiment(name, ctx))
+            entry, seconds, _ = _run_experiment(name, ctx)
+            record(name, entry, seconds)
     timings_path = os.path.join(out, "timings.json")
     if os.path.exists(timings_path):  # seconds each experiment took when last computed
-        with open(timings_path) as fh:
+        with open(timings_path, encoding="utf-8") as fh:
             timings = {**json.load(fh), **timings}
     timings = {k: v for k, v in timings.items() if k in results}
-    text = json.dumps(timings, indent=1, sort_keys=True)
-    atomic_write(timings_path, lambda tmp: open(tmp, "w").write(text + "\n"))
-    readme = _readme(results, timings, ctx)
-    atomic_write(os.path.join(out, "README.md"), lambda tmp: open(tmp, "w").write(readme))
-    if not ctx.quick and timings:
-        stamp_readme(os.path.join(os.path.dirname(os.path.abspath(out)), "README.md"), timings)
+    atomic_write_text(timings_path, json.dumps(timings, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(os.path.join(out, "README.md"), _readme(results, timings, ctx))
+    if readme_path is not None:
+        if timings:
+            stamp_readme(readme_path, timings)
+            log(f"wrote the run time into {readme_path}")
+        else:
+            log(f"no experiment ran; {readme_path} left as it was")
     return results
 
 
 README_MARK = ("<!-- randvis reproduce: run time -->", "<!-- /randvis reproduce: run time -->")
 
+#: how every README.md that reproduce writes into its output folder begins
+_OWN_README = "# Reproduced figures and claims\n\nGenerated by `randvis reproduce"
+#: the PNG text chunk that marks reproduce's figures
+_PNG_TAG = ("Software", "randvis reproduce")
+
+
+def _count(v, name, low):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    return int(v)
+
+
+def _markers(text):
+    """(start, end) offsets of the README_MARK comments, or None unless both occur
+    once, in order."""
+    if any(text.count(m) != 1 for m in README_MARK):
+        return None
+    start, end = (text.find(m) for m in README_MARK)
+    return (start, end) if start + len(README_MARK[0]) <= end else None
+
+
+def _stamp_target(stamp, out, quick):
+    """The README whose run-time sentence a run rewrites (None: none), checked before
+    the run starts."""
+    if stamp is None or stamp is False:
+        return None
+    if quick:
+        raise ValueError("--stamp-readme records how long the full run takes; it cannot be used with --quick")
+    path = os.path.join(os.path.dirname(os.path.abspath(out)), "README.md") if stamp is True else os.fspath(stamp)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--stamp-readme: no such file: {path}")
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    if _markers(text) is None:
+        raise ValueError(f"--stamp-readme: {path} does not have the run-time markers "
+                         f"{README_MARK[0]} ... {README_MARK[1]} (once each); refusing to edit it")
+    if same_file(path, os.path.join(out, "README.md")):
+        raise ValueError(f"--stamp-readme {path} is the README.md that reproduce writes into --out {out}")
+    return path
+
 
 def stamp_readme(path, timings):
     """Rewrite the run-time sentence between the :data:`README_MARK` comments of ``path``.
 
-    A full (not ``--quick``) run calls this for the ``README.md`` beside its output
-    folder, so the project README's statement of how long the full run takes comes
-    from the run that made the committed figures. Files without both markers are
-    left alone. Returns True when the file was rewritten.
+    ``randvis reproduce --stamp-readme`` calls this after a full (not
+    ``--quick``) run for the project README (the ``README.md`` beside the
+    output folder ``figures``), so its statement of how long the full run
+    takes comes from the run that made the committed figures. Only the text
+    between the markers changes.
+
+    Returns
+    -------
+    bool
+        True when the file was rewritten, False when it already said this.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No such file, or not exactly one of each marker, in order: the file
+        is left alone.
 
     Examples
     --------
@@ -162,20 +257,92 @@ def stamp_readme(path, timings):
     >>> "1.5 minutes" in open(p).read()
     True
     """
-    if not os.path.exists(path):
-        return False
-    with open(path) as fh:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    with open(path, encoding="utf-8") as fh:
         text = fh.read()
-    start, end = (text.find(m) for m in README_MARK)
-    if start < 0 or end < start:
-        return False
+    marks = _markers(text)
+    if marks is None:
+        raise ValueError(f"{path} does not have the run-time markers {README_MARK[0]} ... "
+                         f"{README_MARK[1]} (once each); refusing to edit it")
+    start, end = marks
     total = sum(timings.values())
     sentence = (f"It took {total / 60:.1f} minutes ({total:.0f} s, summed over the experiments) "
                 f"on {os.cpu_count()} cores")
     new = text[:start + len(README_MARK[0])] + sentence + text[end:]
-    if new != text:
-        atomic_write(path, lambda tmp: open(tmp, "w").write(new))
+    if new == text:
+        return False
+    atomic_write_text(path, new)
     return True
+
+
+def _is_own_png(path):
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.text.get(_PNG_TAG[0]) == _PNG_TAG[1]
+    except Exception:  # unreadable or not an image: not ours
+        return False
+
+
+def _own_outputs(out, names):
+    """Refuse to run when ``out`` holds a README.md, results.json, timings.json or
+    figure that randvis reproduce did not write (it would be replaced); returns the
+    previous results.json (None without)."""
+    def foreign(fname, why):
+        raise ValueError(f"--out {out}: {fname} there {why}; refusing to replace it (move it away or "
+                         "choose another --out)")
+
+    old = None
+    path = os.path.join(out, "results.json")
+    if os.path.lexists(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                old = json.load(fh)
+        except (OSError, ValueError):
+            old = None
+        if not isinstance(old, dict) or not isinstance(old.get("_meta"), dict):
+            foreign("results.json", "was not written by randvis reproduce (or is damaged)")
+    path = os.path.join(out, "timings.json")
+    if os.path.lexists(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                t = json.load(fh)
+        except (OSError, ValueError):
+            t = None
+        if not (isinstance(t, dict) and all(isinstance(v, (int, float)) for v in t.values())):
+            foreign("timings.json", "was not written by randvis reproduce (or is damaged)")
+    path = os.path.join(out, "README.md")
+    if os.path.lexists(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                head = fh.read(len(_OWN_README))
+        except (OSError, ValueError):
+            head = ""
+        if head != _OWN_README:
+            foreign("README.md", "is not a table written by randvis reproduce")
+    listed = {r.get("figure") for r in (old or {}).values() if isinstance(r, dict)}
+    for name in names:
+        fname = f"{name}.png"
+        path = os.path.join(out, fname)
+        if os.path.lexists(path) and fname not in listed and not _is_own_png(path):
+            foreign(fname, "is not a figure written by randvis reproduce")
+    return old
+
+
+def _checkpoint_folders(out):
+    root = os.path.join(out, ".checkpoints")
+    if not os.path.isdir(root):
+        return []
+    return [root] + [os.path.join(root, d) for d in sorted(os.listdir(root))
+                     if os.path.isdir(os.path.join(root, d)) and not os.path.islink(os.path.join(root, d))]
+
+
+def _init_worker(threads, settings):
+    for name, value in settings.items():
+        limits.set_limit(name, value)
+    _limit_threads(threads)
 
 
 def _limit_threads(n):
@@ -188,7 +355,7 @@ def _limit_threads(n):
 
 
 def _run_experiment(name, ctx):
-    """Run one experiment, write its figure; returns (results entry, seconds).
+    """Run one experiment, write its figure; returns (results entry, seconds, notes).
 
     The seconds are those of an uninterrupted computation: this call's own time plus
     the recorded computing time of every checkpointed cell it reused.
@@ -197,19 +364,20 @@ def _run_experiment(name, ctx):
 
     mod = EXPERIMENTS[name]
     t0 = time.perf_counter()
-    reused0 = ctx.reused_seconds
+    reused0, notes0 = ctx.reused_seconds, len(ctx.notes)
     res = mod.run(ctx)
     fig = Figure(figsize=(14, 7.5), layout="constrained") if name != "theory_curves" else Figure(figsize=(11, 4.5))
     mod.plot(res, fig)
-    atomic_write(os.path.join(ctx.out, f"{name}.png"), lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    atomic_write(os.path.join(ctx.out, f"{name}.png"),
+                 lambda tmp: fig.savefig(tmp, dpi=90, format="png", metadata=dict([_PNG_TAG])))
     entry = {"title": mod.TITLE, "figure": f"{name}.png", "numbers": _jsonable(mod.numbers(res)),
              "claims": [c.as_dict() for c in mod.claims(res)]}
-    return entry, time.perf_counter() - t0 + ctx.reused_seconds - reused0
+    return entry, time.perf_counter() - t0 + ctx.reused_seconds - reused0, ctx.notes[notes0:]
 
 
-def _config(ctx, names):
-    return {"quick": ctx.quick, "seed": ctx.seed, "images": [n for n, _ in ctx.images],
-            "vgg_weights": os.path.basename(ctx.vgg_weights) if ctx.vgg_weights else None}
+def _config(ctx):
+    """What results.json's entries depend on (entries of another configuration are dropped)."""
+    return ctx.fingerprint()
 
 
 def _jsonable(v):

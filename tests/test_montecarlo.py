@@ -90,12 +90,29 @@ def test_sweep_resumes_after_interruption(tmp_path, monkeypatch):
     monkeypatch.setattr(M, "simulate_maps", dying)
     with pytest.raises(KeyboardInterrupt):
         M.theory_sweep(x, checkpoint=ck, **kw)
-    assert len(json.loads(ck.read_text())["rows"]) == 4
+    with np.load(ck) as f:
+        assert len(json.loads(str(f["__numbers__"]))["rows"]) == 4
     monkeypatch.setattr(M, "simulate_maps", real)
+    calls.clear()
+    monkeypatch.setattr(M, "simulate_maps", lambda *a, **k: calls.append(1) or real(*a, **k))
     resumed = M.theory_sweep(x, checkpoint=ck, **kw).to_json()
-    assert resumed == whole
-    with pytest.raises(ValueError, match="another sweep configuration"):
-        M.theory_sweep(x, checkpoint=ck, **dict(kw, seeds=3))
+    assert resumed == whole and len(calls) == 4
+    # a checkpoint of another configuration is reported and not used
+    with pytest.warns(RuntimeWarning, match=r"ck\.json: written under other settings \(sweep differs\)"):
+        other = M.theory_sweep(x, checkpoint=ck, **dict(kw, seeds=3)).to_json()
+    assert other == M.theory_sweep(x, **dict(kw, seeds=3)).to_json()
+
+
+def test_sweep_checks_every_network_before_the_first(monkeypatch):
+    """A sweep whose largest network is past the memory limit is refused before it
+    simulates anything."""
+    from randvis import limits
+
+    calls = []
+    monkeypatch.setattr(M, "simulate_maps", lambda *a, **k: calls.append(1))
+    with pytest.raises(limits.ResourceLimitError, match="n_filters=1000000000"):
+        M.theory_sweep(np.ones((3, 8, 8)), cnn_ns=(4, 10 ** 9), fcn_ns=(), seeds=1, progress=False)
+    assert not calls
 
 
 def test_sweep_bad_arguments():

@@ -1,16 +1,17 @@
 """Shared machinery of the experiments: context, cells with checkpoints, claims."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
 import time
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._io import atomic_savez
+from .._io import (CheckpointError, array_digest, code_version, file_sha256, load_checkpoint, safe_name,
+                   save_checkpoint)
 
 
 @dataclass
@@ -42,6 +43,9 @@ class Context:
     seed : int
     vgg_weights : str or None
     progress : bool
+    log : callable or None
+        Receives one-line notes (a damaged checkpoint that is recomputed); they
+        are also kept in ``notes``.
     """
 
     out: str
@@ -52,6 +56,9 @@ class Context:
     progress: bool = True
     computed: list = field(default_factory=list)
     reused_seconds: float = 0.0
+    log: object = None
+    notes: list = field(default_factory=list)
+    _digests: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def rng(self, *key):
         """A Generator determined by the seed and ``key`` only (order-independent)."""
@@ -60,33 +67,99 @@ class Context:
     def seed_of(self, *key):
         return int(self.rng(*key).integers(2 ** 31))
 
+    def note(self, message):
+        self.notes.append(message)
+        if self.log is not None:
+            self.log(message)
+
+    def _digest(self, what, compute):
+        if what not in self._digests:
+            self._digests[what] = compute()
+        return self._digests[what]
+
+    def __post_init__(self):
+        names = [str(n) for n, _ in self.images]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"image names must be unique (cells are keyed by them), repeated: {dup}")
+
+    def fingerprint(self):
+        """The settings of the whole run: the randvis code version
+        (:func:`randvis._io.code_version`), the seed, ``quick``, every image's
+        name and a digest of its array (size included), and the sha256 of
+        ``vgg_weights`` (None without)."""
+        return {"randvis": code_version(), "seed": int(self.seed), "quick": bool(self.quick),
+                "images": self._digest("images", lambda: [[str(n), array_digest(np.asarray(a))]
+                                                          for n, a in self.images]),
+                "vgg16": (self._digest(("vgg", self.vgg_weights), lambda: file_sha256(self.vgg_weights))
+                          if self.vgg_weights else None)}
+
+    def settings(self, experiment):
+        """Everything a cell of ``experiment`` depends on besides its own label:
+        :meth:`fingerprint`, and for the experiments on trained networks (those
+        that require a package) the sha256 of the EfficientNet-Lite0 weight file;
+        the others do not depend on any weight file."""
+        from . import EXPERIMENTS
+
+        key = {"experiment": str(experiment), **self.fingerprint()}
+        if getattr(EXPERIMENTS.get(experiment), "REQUIRES", ()):
+            key["efficientnet_lite0"] = self._digest("efficientnet", _efficientnet_sha256)
+        else:
+            key.pop("vgg16")
+        return key
+
+    def cell_path(self, experiment, key, settings=None):
+        """Where the checkpoint of cell ``key`` of ``experiment`` lives:
+        ``out/.checkpoints/<experiment>/<key>.<digest of the settings>.npz``.
+
+        Names are reduced to letters, digits and ``_.=-`` (no leading dot), so a
+        key made from an image's file name cannot leave the checkpoint folder.
+        """
+        settings = self.settings(experiment) if settings is None else settings
+        tag = hashlib.sha256(json.dumps([str(key), settings], sort_keys=True).encode()).hexdigest()[:16]
+        root = os.path.join(self.out, ".checkpoints")
+        path = os.path.join(root, safe_name(experiment), f"{safe_name(key)}.{tag}.npz")
+        if os.path.commonpath([os.path.abspath(root), os.path.abspath(path)]) != os.path.abspath(root):
+            raise ValueError(f"checkpoint path {path} would leave {root}")  # pragma: no cover
+        return path
+
     def cell(self, experiment, key, compute):
         """``compute()`` -> (numbers dict, arrays dict), cached on disk.
 
-        A finished cell is written atomically to ``out/.checkpoints/<experiment>/<key>.npz``
-        and read back instead of recomputed, so an interrupted run resumes with
-        identical results. It keeps the seconds its computation took; a reused cell
-        adds them to ``reused_seconds`` so a resumed run can still report how long the
-        whole computation takes.
+        A finished cell is written atomically to :meth:`cell_path` together with
+        its full key (the label ``key`` and :meth:`settings`) and read back
+        instead of recomputed only when that key is equal, so an interrupted run
+        resumes with identical results and a run with another seed, other
+        images, other weights or other code never reuses a number. A checkpoint
+        that is damaged or belongs to another key is reported in one line
+        (:meth:`note`) and recomputed. A cell keeps the seconds its computation
+        took; a reused cell adds them to ``reused_seconds`` so a resumed run can
+        still report how long the whole computation takes.
         """
-        safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(key))
-        folder = os.path.join(self.out, ".checkpoints", experiment)
-        path = os.path.join(folder, safe + ".npz")
+        settings = self.settings(experiment)
+        full_key = {"cell": str(key), **settings}
+        path = self.cell_path(experiment, key, settings)
         if os.path.exists(path):
-            with np.load(path, allow_pickle=False) as f:
-                numbers = json.loads(str(f["__numbers__"]))
-                if "__seconds__" in f.files:
-                    self.reused_seconds += float(f["__seconds__"])
-                arrays = {k: f[k] for k in f.files if k not in ("__numbers__", "__seconds__")}
-            return numbers, arrays
+            try:
+                numbers, arrays, seconds = load_checkpoint(path, full_key)
+            except CheckpointError as exc:
+                self.note(f"{exc}; recomputing")
+            else:
+                self.reused_seconds += seconds
+                return numbers, arrays
         t0 = time.perf_counter()
         numbers, arrays = compute()
         seconds = time.perf_counter() - t0
-        os.makedirs(folder, exist_ok=True)
-        atomic_savez(path, {"__numbers__": np.array(json.dumps(numbers)), "__seconds__": np.array(seconds),
-                            **arrays})
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        save_checkpoint(path, full_key, numbers, arrays, seconds)
         self.computed.append((experiment, key))
         return numbers, arrays
+
+
+def _efficientnet_sha256():
+    from ..efficientnet import pretrained_weights_path
+
+    return file_sha256(pretrained_weights_path())
 
 
 def corr(a, b):

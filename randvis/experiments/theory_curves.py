@@ -1,6 +1,8 @@
 """Experiment 8 -- theory vs simulation (randvis.theory checked by Monte Carlo)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..images import preprocess, resize_image
@@ -16,12 +18,12 @@ def run(ctx):
     x = preprocess(resize_image(ctx.images[0][1], size))[0].astype(np.float64)
     cnn_ns = (4, 16, 64, 256) if ctx.quick else (4, 16, 64, 256, 1024, 4096)
     fcn_ns = (16, 256, 4096) if ctx.quick else (16, 256, 4096, 70000)
-    import os
-
-    os.makedirs(os.path.join(ctx.out, ".checkpoints"), exist_ok=True)
-    ck = os.path.join(ctx.out, ".checkpoints", f"{NAME}-{size}.json")
+    # the sweep checkpoints itself after every network, under its own key (the
+    # configuration, the image's digest and the code version)
+    ck = ctx.cell_path(NAME, f"sweep-{size}")
+    os.makedirs(os.path.dirname(ck), exist_ok=True)
     return theory_sweep(x, cnn_ns, fcn_ns, seeds=2 if ctx.quick else 3, checkpoint=ck,
-                        progress=ctx.progress, image_name=f"{ctx.images[0][0]} {size}x{size}")
+                        progress=ctx.progress, image_name=f"{ctx.images[0][0]} {size}x{size}", log=ctx.note)
 
 
 def numbers(res):

@@ -1,14 +1,23 @@
 """The ``randvis`` command line.
 
-    randvis visualize [IMAGE] --model cnn3|fcn|vgg16 [--filters N] [--seed S] --out maps.png
+    randvis visualize [IMAGE] --model cnn3|fcn|vgg16|efficientnet-lite0 [--filters N] [--seed S] --out maps.png
     randvis theory [IMAGE] [--size 64] [--cnn-ns ...] [--fcn-ns ...] [--seeds 3] [--quick]
+    randvis reproduce [--quick] [--out figures] [--stamp-readme [PATH]] ...
+    randvis convert SRC DST.npz
 
-Errors are reported as one line on stderr (exit status 2), never a traceback.
+Errors are reported as one line on stderr starting ``randvis: error:`` (exit
+status 2), never a traceback: bad options, unreadable files, outputs that
+would replace an input, and jobs larger than a limit of :mod:`randvis.limits`
+(estimated from the shapes before anything is built; ``--max-memory``,
+``--max-streamed-weights`` and ``--max-image-pixels`` raise the limits).
+``python -X dev -m randvis ...`` shows the traceback of an unexpected error.
 """
 from __future__ import annotations
 
 import argparse
+import decimal
 import os
+import stat
 import sys
 import time
 
@@ -16,34 +25,90 @@ _T0 = time.perf_counter()
 
 MODELS = ("cnn3", "fcn", "vgg16", "efficientnet-lite0")
 
+#: a job streaming more random weights than this, or needing more memory, is announced first
+ANNOUNCE_WEIGHTS = 10 ** 9
+ANNOUNCE_BYTES = 1 << 30
+#: limit name -> the option that sets it
+LIMIT_OPTIONS = {"memory": "--max-memory", "streamed_weights": "--max-streamed-weights",
+                 "image_pixels": "--max-image-pixels"}
+
 
 class CLIError(Exception):
     """A user-facing error: printed as one line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``randvis: error: ...``)."""
+
+    def error(self, message):
+        raise CLIError(f"{message} (see {self.prog} --help)")
+
+
+def _integer(low, what=None):
+    """An argparse type: an integer >= ``low``; "1e9" and "1_000" are accepted
+    when they are whole numbers."""
+    def parse(text):
+        try:
+            d = decimal.Decimal(text.strip().replace("_", ""))
+        except (decimal.InvalidOperation, ValueError):
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if not d.is_finite() or d != d.to_integral_value():
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}")
+        v = int(d)
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text!r}")
+        return v
+    parse.__name__ = what or f"integer >= {low}"
+    return parse
+
+
+def _size(text):
+    from .limits import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _limit_options():
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("limits (see randvis.limits)")
+    g.add_argument("--max-memory", type=_size, metavar="SIZE", default=None,
+                   help="refuse jobs estimated to need more memory (default 8G or $RANDVIS_MAX_MEMORY)")
+    g.add_argument("--max-streamed-weights", type=_integer(1), metavar="N", default=None,
+                   help="refuse random layers streaming more weights per pass (default 5e10 or "
+                        "$RANDVIS_MAX_STREAMED_WEIGHTS)")
+    g.add_argument("--max-image-pixels", type=_integer(1), metavar="N", default=None,
+                   help="refuse larger images and --size (default 50,000,000 or $RANDVIS_MAX_IMAGE_PIXELS)")
+    return p
+
+
 def _parser():
-    p = argparse.ArgumentParser(prog="randvis", description=(
+    lim = _limit_options()
+    positive, nonneg = _integer(1), _integer(0)
+    p = _Parser(prog="randvis", description=(
         "Saliency maps, DeconvNet and Guided Backpropagation with hand-written "
         "forward/backward passes, for random networks and VGG-16."))
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    v = sub.add_parser("visualize", help="draw input, saliency, DeconvNet and GBP side by side",
+    v = sub.add_parser("visualize", parents=[lim], help="draw input, saliency, DeconvNet and GBP side by side",
                        description="Compute the three maps of one image and write a labelled panel.")
     v.add_argument("image", nargs="?", default=None,
                    help="PNG/JPEG file (default: the built-in grace_hopper sample)")
     v.add_argument("--model", choices=MODELS, default="cnn3",
                    help="random three-layer CNN, random fully connected net, VGG-16 (random or --weights), "
                         "or the ImageNet-trained EfficientNet-Lite0 (default cnn3)")
-    v.add_argument("--filters", type=int, default=64, help="cnn3: number of filters N (default 64)")
-    v.add_argument("--kernel-size", type=int, default=7, help="cnn3: filter size (default 7)")
-    v.add_argument("--pool", type=int, default=None, help="cnn3: max-pooling window (default none)")
-    v.add_argument("--hidden", type=int, default=1000, help="fcn: hidden units (default 1000)")
-    v.add_argument("--classes", type=int, default=None,
+    v.add_argument("--filters", type=positive, default=64, help="cnn3: number of filters N (default 64)")
+    v.add_argument("--kernel-size", type=positive, default=7, help="cnn3: filter size (default 7)")
+    v.add_argument("--pool", type=positive, default=None, help="cnn3: max-pooling window (default none)")
+    v.add_argument("--hidden", type=positive, default=1000, help="fcn: hidden units (default 1000)")
+    v.add_argument("--classes", type=positive, default=None,
                    help="number of logits (default 10 for cnn3/fcn, 1000 for vgg16)")
     v.add_argument("--init", choices=("gaussian", "he", "paper"), default=None,
                    help="random initialisation (default gaussian; he for vgg16)")
-    v.add_argument("--size", type=int, default=224, help="image side after resize/crop (default 224)")
+    v.add_argument("--size", type=positive, default=224, help="image side after resize/crop (default 224)")
     v.add_argument("--target", default="max", help="'max', 'random' or a class index (default max)")
-    v.add_argument("--seed", type=int, default=0, help="random seed for the weights (default 0)")
+    v.add_argument("--seed", type=nonneg, default=0, help="random seed for the weights (default 0)")
     v.add_argument("--normalize", choices=("minmax", "signed", "abs"), default="minmax",
                    help="display normalisation of the maps (default minmax, as the paper)")
     v.add_argument("--weights", metavar="FILE", default=None,
@@ -51,21 +116,25 @@ def _parser():
     v.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     v.add_argument("--out", default="maps.png", help="output PNG (default maps.png)")
     v.add_argument("--save-maps", default=None, metavar="NPZ", help="also write the raw maps to an .npz")
-    t = sub.add_parser("theory", help="Monte Carlo check of the closed forms over N and seeds",
+    t = sub.add_parser("theory", parents=[lim], help="Monte Carlo check of the closed forms over N and seeds",
                        description="Simulate random CNNs and FCNs over a range of widths N and compare "
                                    "GBP's relative error, its correlation with the input and the "
                                    "normality of saliency/DeconvNet maps with randvis.theory.")
     t.add_argument("image", nargs="?", default=None, help="PNG/JPEG (default: built-in sample)")
-    t.add_argument("--size", type=int, default=64, help="image side (default 64)")
-    t.add_argument("--cnn-ns", default="4,16,64,256,1024,4096", help="CNN filter counts (comma list)")
-    t.add_argument("--fcn-ns", default="16,256,4096,70000", help="FCN hidden sizes (comma list)")
-    t.add_argument("--seeds", type=int, default=3, help="networks per N (default 3)")
-    t.add_argument("--kernel-size", type=int, default=7)
+    t.add_argument("--size", type=positive, default=None, help="image side (default 64; 32 with --quick)")
+    t.add_argument("--cnn-ns", default=None,
+                   help="CNN filter counts, comma list (default 4,16,64,256,1024,4096; 4,16,64,256 with --quick)")
+    t.add_argument("--fcn-ns", default=None,
+                   help="FCN hidden sizes, comma list (default 16,256,4096,70000; 16,256,4096 with --quick)")
+    t.add_argument("--seeds", type=positive, default=None, help="networks per N (default 3; 2 with --quick)")
+    t.add_argument("--kernel-size", type=positive, default=7, help="CNN filter size (default 7)")
     t.add_argument("--fcn-sampler", choices=("auto", "network", "exact"), default="auto",
                    help="FCN maps from the network or the exact O(N + d) sampler (default auto)")
-    t.add_argument("--quick", action="store_true", help="small sweep: N up to 256, 2 seeds, 32x32")
-    t.add_argument("--out", default="theory_sweep", help="output prefix: PREFIX.json/.txt/.png")
-    c = sub.add_parser("convert", help="convert VGG-16 weights to randvis's npz (no torch needed)",
+    t.add_argument("--quick", action="store_true",
+                   help="small sweep: N up to 256, 2 seeds, 32x32 (options given explicitly win)")
+    t.add_argument("--out", default="theory_sweep",
+                   help="output prefix: PREFIX.json/.txt/.png (and PREFIX.checkpoint.npz while it runs)")
+    c = sub.add_parser("convert", parents=[lim], help="convert VGG-16 weights to randvis's npz (no torch needed)",
                        description="Convert a PyTorch VGG-16 state_dict (.pth, legacy or zip), the "
                                    "paper's vgg16_weights.npz or Keras VGG-16 .h5 weights into randvis's "
                                    "npz layout; prints the layer-by-layer mapping.")
@@ -74,7 +143,7 @@ def _parser():
     c.add_argument("--format", choices=("randvis", "paper", "torch", "keras"), default=None,
                    help="source format (default: detected)")
     c.add_argument("--float64", action="store_true", help="store float64 (default float32)")
-    r = sub.add_parser("reproduce", help="regenerate the paper's experiments: figures and claims",
+    r = sub.add_parser("reproduce", parents=[lim], help="regenerate the paper's experiments: figures and claims",
                        description="Run every experiment of the paper offline and write OUT/NAME.png, "
                                    "OUT/results.json and OUT/README.md (claim -> figure -> number -> holds). "
                                    "Checkpointed: re-running after an interruption resumes.")
@@ -83,16 +152,97 @@ def _parser():
     r.add_argument("--images", metavar="DIR", help="use the images in DIR instead of the built-in samples")
     r.add_argument("--vgg-weights", metavar="FILE", help="trained VGG-16 weights (.npz, .pth or .h5: any format randvis convert reads)")
     r.add_argument("--out", default="figures", help="output folder (default figures/)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--jobs", type=int, default=1, help="experiments run in J processes (default 1)")
+    r.add_argument("--seed", type=nonneg, default=0)
+    r.add_argument("--jobs", type=positive, default=1, help="experiments run in J processes (default 1)")
+    r.add_argument("--stamp-readme", nargs="?", const=True, default=None, metavar="PATH",
+                   help="after a full run, write its run time between the run-time markers of PATH "
+                        "(default: the README.md beside --out); not with --quick")
     return p
 
+
+# ---------------------------------------------------------------------------
+# paths
+# ---------------------------------------------------------------------------
+
+def _input_file(path, what):
+    """Check that ``path`` is a readable regular file (named ``what`` in errors)."""
+    if path is None:
+        return None
+    if not path or "\0" in path:
+        raise CLIError(f"{what}: not a usable path: {path!r}")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CLIError(f"{what}: no such file: {path}") from None
+    except OSError as exc:
+        raise CLIError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CLIError(f"{what}: {path} is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise CLIError(f"{what}: {path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise CLIError(f"{what}: cannot read {path}: permission denied")
+    return path
+
+
+def _output_file(path, what):
+    """Check that ``path`` can be written as a file: a name, not a folder, in an
+    existing folder."""
+    if not path or "\0" in path:
+        raise CLIError(f"{what}: not a usable path: {path!r}")
+    if os.path.isdir(path):
+        raise CLIError(f"{what} {path} is a directory; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{what} {path}: output folder does not exist: {folder}")
+    return path
+
+
+def _refuse_overwrite(outputs, inputs):
+    from ._io import check_outputs
+
+    try:
+        check_outputs(outputs, inputs)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------
+# job sizes
+# ---------------------------------------------------------------------------
+
+def _announce(what, est):
+    """Print a large job's estimate before it starts (after it passed the limits)."""
+    from .limits import format_bytes
+
+    if est.total >= ANNOUNCE_BYTES or est.streamed_weights >= ANNOUNCE_WEIGHTS:
+        line = f"randvis: {what} needs about {format_bytes(est.total)}"
+        if est.streamed_weights:
+            minutes = est.streamed_weights * 5e-9 / 60
+            line += (f" and streams {est.streamed_weights:.3g} random weights per pass (forward, then "
+                     f"backward: about {minutes:.0f} min each at 5 ns per weight)")
+        print(line, file=sys.stderr)
+
+
+def _check_pixels(size, what):
+    from . import limits
+
+    limits.check_image_pixels(size, size, what)
+
+
+# ---------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------
 
 def cmd_convert(args):
     import numpy as np
 
     from .weights import convert
 
+    _input_file(args.src, "SRC")
+    dst = args.dst if args.dst.endswith(".npz") else args.dst + ".npz"   # as convert names it
+    _output_file(dst, "DST")
+    _refuse_overwrite([("DST", dst)], [("SRC", args.src)])
     report = convert(args.src, args.dst, format=args.format,
                      dtype=np.float64 if args.float64 else np.float32)
     print(report)
@@ -102,9 +252,13 @@ def cmd_convert(args):
 def cmd_reproduce(args):
     from .reproduce import reproduce
 
+    if args.vgg_weights is not None:
+        _input_file(args.vgg_weights, "--vgg-weights")
+    if args.images is not None and not os.path.isdir(args.images):
+        raise CLIError(f"--images: no such folder: {args.images}")
     t = time.perf_counter()
     reproduce(out=args.out, only=args.only, quick=args.quick, image_dir=args.images,
-              vgg_weights=args.vgg_weights, seed=args.seed, jobs=args.jobs,
+              vgg_weights=args.vgg_weights, seed=args.seed, jobs=args.jobs, stamp=args.stamp_readme,
               log=lambda msg: print(msg, file=sys.stderr))
     print(f"randvis: wrote {args.out}/README.md, results.json and figures in "
           f"{time.perf_counter() - t:.0f} s", file=sys.stderr)
@@ -113,11 +267,12 @@ def cmd_reproduce(args):
 
 def _ints(text, flag):
     try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise CLIError(f"{flag} must be a comma-separated list of integers, got {text!r}") from None
-    if any(v < 1 for v in vals):
-        raise CLIError(f"{flag}: every N must be >= 1")
+        vals = [_integer(1)(v) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError as exc:
+        raise CLIError(f"{flag}: every N {exc} (a comma-separated list of positive integers)") from None
+    dup = sorted({v for v in vals if vals.count(v) > 1})
+    if dup:
+        raise CLIError(f"{flag} lists {', '.join(map(str, dup))} more than once")
     return vals
 
 
@@ -125,32 +280,50 @@ def cmd_theory(args):
     import numpy as np
 
     from . import images
-    from ._io import atomic_write
-    from .montecarlo import plot_sweep, theory_sweep
+    from ._io import atomic_write, atomic_write_text
+    from .montecarlo import _memory_estimates, plot_sweep, theory_sweep
 
-    if args.quick:
-        args.size, args.seeds = 32, 2
-        cnn_ns, fcn_ns = [4, 16, 64, 256], [16, 256, 4096]
-    else:
-        cnn_ns, fcn_ns = _ints(args.cnn_ns, "--cnn-ns"), _ints(args.fcn_ns, "--fcn-ns")
-    if args.size < 1:
-        raise CLIError(f"--size must be >= 1, got {args.size}")
+    quick = args.quick
+    size = args.size or (32 if quick else 64)
+    seeds = args.seeds or (2 if quick else 3)
+    cnn_ns = _ints(args.cnn_ns if args.cnn_ns is not None else ("4,16,64,256" if quick else "4,16,64,256,1024,4096"),
+                   "--cnn-ns")
+    fcn_ns = _ints(args.fcn_ns if args.fcn_ns is not None else ("16,256,4096" if quick else "16,256,4096,70000"),
+                   "--fcn-ns")
+    if not cnn_ns and not fcn_ns:
+        raise CLIError("nothing to simulate: --cnn-ns and --fcn-ns are both empty")
+    _input_file(args.image, "IMAGE")
+    outs = {ext: args.out + ext for ext in (".json", ".txt", ".png", ".checkpoint.npz")}
+    for path in outs.values():
+        _output_file(path, "--out")
+    _refuse_overwrite([("--out", p) for p in outs.values()], [("IMAGE", args.image)])
+    _check_pixels(size, f"--size {size}")
+    shape = (3, size, size)
+    widths = {("cnn", n) for n in cnn_ns} | {("fcn", n) for n in fcn_ns}
+    ests = _memory_estimates(shape, widths, args.kernel_size, args.fcn_sampler)
+    for est in ests:
+        est.check()
+    n_nets = len(widths) * seeds
+    if ests:
+        _announce(f"the largest of the sweep's {n_nets} networks", ests[0])
     if args.image is None:
-        img, name = images.sample_image("grace_hopper", size=args.size), "grace_hopper"
+        img, name = images.sample_image("grace_hopper", size=size), "grace_hopper"
     else:
-        img, name = images.load_image(args.image, size=args.size), os.path.basename(args.image)
+        img, name = images.load_image(args.image, size=size), os.path.basename(args.image)
     x = images.preprocess(img)[0].astype(np.float64)
-    res = theory_sweep(x, cnn_ns, fcn_ns, seeds=args.seeds, kernel_size=args.kernel_size,
-                       fcn_sampler=args.fcn_sampler, checkpoint=args.out + ".checkpoint.json",
-                       image_name=f"{name} {args.size}x{args.size}")
-    atomic_write(args.out + ".json", lambda tmp: open(tmp, "w").write(res.to_json()))
+    res = theory_sweep(x, cnn_ns, fcn_ns, seeds=seeds, kernel_size=args.kernel_size,
+                       fcn_sampler=args.fcn_sampler, checkpoint=outs[".checkpoint.npz"],
+                       image_name=f"{name} {size}x{size}",
+                       log=lambda msg: print(f"randvis: {msg}", file=sys.stderr))
+    atomic_write_text(outs[".json"], res.to_json())
     table = res.table()
-    atomic_write(args.out + ".txt", lambda tmp: open(tmp, "w").write(table + "\n"))
+    atomic_write_text(outs[".txt"], table + "\n")
     fig = plot_sweep(res)
-    atomic_write(args.out + ".png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    os.unlink(args.out + ".checkpoint.json")
+    atomic_write(outs[".png"], lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    if os.path.exists(outs[".checkpoint.npz"]):
+        os.unlink(outs[".checkpoint.npz"])
     print(table)
-    print(f"wrote {args.out}.json, {args.out}.txt, {args.out}.png")
+    print(f"wrote {outs['.json']}, {outs['.txt']}, {outs['.png']}")
     return 0
 
 
@@ -163,22 +336,32 @@ def _target(text):
         raise CLIError(f"--target must be 'max', 'random' or a class index, got {text!r}") from None
 
 
-def _build(args, shape, np):
-    from . import models
-
+def _builder(args, shape):
+    """(builder name, keyword arguments) of the random or weight-file network to build."""
     if args.model == "cnn3":
-        return models.three_layer_cnn(args.filters, kernel_size=args.kernel_size, pool=args.pool,
-                                      n_classes=args.classes or 10, input_shape=shape,
-                                      init=args.init or "gaussian", dtype=args.dtype, rng=args.seed)
+        return "three_layer_cnn", dict(n_filters=args.filters, kernel_size=args.kernel_size, pool=args.pool,
+                                       n_classes=args.classes or 10, input_shape=shape,
+                                       init=args.init or "gaussian", dtype=args.dtype)
     if args.model == "fcn":
-        return models.fcn(args.hidden, n_classes=args.classes or 10, input_shape=shape,
-                          init=args.init or "gaussian", dtype=args.dtype, rng=args.seed)
-    if args.model == "efficientnet-lite0":
-        from .efficientnet import efficientnet_lite0
+        return "fcn", dict(n_hidden=args.hidden, n_classes=args.classes or 10, input_shape=shape,
+                           init=args.init or "gaussian", dtype=args.dtype)
+    return "vgg16", dict(n_classes=args.classes or (None if args.weights else 1000), input_shape=shape,
+                         init=args.init or "he", dtype=args.dtype, weights=args.weights)
 
-        return efficientnet_lite0("pretrained", dtype=args.dtype, input_shape=shape)
-    return models.vgg16(n_classes=args.classes or 1000, input_shape=shape, init=args.init or "he",
-                        dtype=args.dtype, rng=args.seed, weights=args.weights)
+
+def _efficientnet_estimate(net):
+    """Rough memory of one EfficientNet-Lite0 pass with three maps, from the layer shapes."""
+    import numpy as np
+
+    from .models import MemoryEstimate
+
+    itemsize = np.dtype(net.dtype).itemsize
+    sizes = [int(np.prod(s)) for s in net.shapes]
+    params = sum(int(v.size) for v in net.parameters().values())
+    # every output and mask is kept for the backward (x2 for the blocks' inner layers),
+    # and the three stacked backward signals of the widest layer in and out
+    acts = (2 * sum(sizes) + 6 * max(sizes)) * itemsize + 2 * sum(sizes)
+    return MemoryEstimate("efficientnet_lite0", params * itemsize, acts, 0)
 
 
 def _title(args):
@@ -194,29 +377,54 @@ def _title(args):
 def cmd_visualize(args):
     import numpy as np
 
-    from . import images
+    from . import images, models
     from .methods import visualize
     from .plotting import save_panel
 
-    if args.size < 1:
-        raise CLIError(f"--size must be >= 1, got {args.size}")
     trained = args.model == "efficientnet-lite0"
+    if args.weights is not None and args.model != "vgg16":
+        raise CLIError(f"--weights is for --model vgg16, not {args.model}")
+    if trained and args.classes is not None:
+        raise CLIError("--classes does not apply to efficientnet-lite0 (its 1000 ImageNet classes)")
+    target = _target(args.target)
+    _input_file(args.image, "IMAGE")
+    _input_file(args.weights, "--weights")
+    _output_file(args.out, "--out")
+    save_maps = None
+    if args.save_maps is not None:
+        save_maps = args.save_maps if args.save_maps.endswith(".npz") else args.save_maps + ".npz"
+        _output_file(save_maps, "--save-maps")
+    _refuse_overwrite([("--out", args.out), ("--save-maps", save_maps)],
+                      [("IMAGE", args.image), ("--weights", args.weights)])
+    _check_pixels(args.size, f"--size {args.size}")
+    shape = (3, args.size, args.size)
+    if not trained:  # everything is sized before the image is read or a weight drawn
+        name, kwargs = _builder(args, shape)
+        est = models.memory_estimate(name, **kwargs)
+        est.check()
+        _announce(_title(args), est)
     if args.image is None:
         img, label = images.sample_image("grace_hopper", size=None if trained else args.size), "grace_hopper (built-in)"
     else:
         img, label = images.load_image(args.image, size=None if trained else args.size), os.path.basename(args.image)
     if trained:
-        from .efficientnet import MEAN_RGB, STDDEV_RGB, preprocess_efficientnet
+        from .efficientnet import MEAN_RGB, STDDEV_RGB, efficientnet_lite0, preprocess_efficientnet
 
         x = preprocess_efficientnet(img, size=args.size)
         img = np.clip((x[0] * STDDEV_RGB + MEAN_RGB) / 255.0, 0, 1)  # what the network sees
+        net = efficientnet_lite0("pretrained", dtype=args.dtype, input_shape=x.shape[1:])
+        est = _efficientnet_estimate(net)
+        est.check()
+        _announce(_title(args), est)
     else:
         x = images.preprocess(img)
-    net = _build(args, x.shape[1:], np)
+        net = getattr(models, name)(**kwargs, rng=args.seed)
+    if isinstance(target, int) and not 0 <= target < net.n_classes:
+        raise CLIError(f"--target {target} is out of range for {net.n_classes} classes")
     print(f"randvis: ready in {time.perf_counter() - _T0:.2f} s; computing {_title(args)} "
           f"on {label} ...", file=sys.stderr)
     t = time.perf_counter()
-    maps, info = visualize(net, x, target=_target(args.target), rng=args.seed, return_info=True)
+    maps, info = visualize(net, x, target=target, rng=args.seed, return_info=True)
     print(f"randvis: maps in {time.perf_counter() - t:.2f} s (target class {info['classes'][0]})",
           file=sys.stderr)
     title = f"{_title(args)} - target class {info['classes'][0]}"
@@ -228,27 +436,71 @@ def cmd_visualize(args):
             print(f"  {p:6.3f}  {name} ({idx})")
         title = f"{_title(args)}\ntop-5: " + ", ".join(f"{name} {p:.2f}" for _, name, p in top)
     save_panel(args.out, img, {k: v[0] for k, v in maps.items()}, title=title, normalize=args.normalize)
-    if args.save_maps:
+    if save_maps:
         from ._io import atomic_savez
-        atomic_savez(args.save_maps, {k: v[0] for k, v in maps.items()})
+        atomic_savez(save_maps, {k: v[0] for k, v in maps.items()})
     print(args.out)
     return 0
 
 
+# ---------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------
+
+def _error(msg):
+    lines = str(msg).strip().splitlines()
+    print(f"randvis: error: {lines[0] if lines else msg}", file=sys.stderr)
+    return 2
+
+
+def _limit_hint(exc):
+    from . import limits
+
+    text = str(exc)
+    for name, (_, var, _) in limits.LIMITS.items():
+        if var in text:
+            return f"{text} (command line: {LIMIT_OPTIONS[name]})"
+    return text
+
+
 def main(argv=None):
+    """Run the ``randvis`` command with ``argv`` (default ``sys.argv[1:]``);
+    returns the exit status (0, 2 on an error, 130 on an interrupt)."""
+    from . import limits
+
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except CLIError as exc:
+        return _error(exc)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
     if args.command is None:
         parser.print_help()
         return 0
+    given = {name: getattr(args, opt[2:].replace("-", "_")) for name, opt in LIMIT_OPTIONS.items()}
+    given = {name: value for name, value in given.items() if value is not None}
     try:
+        for name, value in given.items():
+            limits.set_limit(name, value)
         commands = {"visualize": cmd_visualize, "theory": cmd_theory, "reproduce": cmd_reproduce,
                     "convert": cmd_convert}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("randvis: interrupted", file=sys.stderr)
         return 130
+    except limits.ResourceLimitError as exc:
+        return _error(_limit_hint(exc))
+    except MemoryError as exc:
+        return _error(f"out of memory{': ' + str(exc) if str(exc) else ''} (lower the sizes, or the "
+                      "memory limit --max-memory so that such jobs are refused before they start)")
     except (CLIError, ValueError, TypeError, OSError, KeyError, ImportError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"randvis: error: {msg}", file=sys.stderr)
-        return 2
+        return _error(str(exc).strip() or type(exc).__name__)
+    except Exception as exc:
+        if sys.flags.dev_mode:
+            raise
+        return _error(f"unexpected {type(exc).__name__}: {exc} (run with python -X dev -m randvis "
+                      "for the traceback; please report it)")
+    finally:
+        for name in given:  # the options set the limits of this command only
+            limits.set_limit(name, None)

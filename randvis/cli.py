@@ -71,11 +71,13 @@ def _size(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _limit_options():
+def _limit_options(memory_only=False):
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("limits (see randvis.limits)")
     g.add_argument("--max-memory", type=_size, metavar="SIZE", default=None,
                    help="refuse jobs estimated to need more memory (default 8G or $RANDVIS_MAX_MEMORY)")
+    if memory_only:
+        return p
     g.add_argument("--max-streamed-weights", type=_integer(1), metavar="N", default=None,
                    help="refuse random layers streaming more weights per pass (default 5e10 or "
                         "$RANDVIS_MAX_STREAMED_WEIGHTS)")
@@ -134,7 +136,7 @@ def _parser():
                    help="small sweep: N up to 256, 2 seeds, 32x32 (options given explicitly win)")
     t.add_argument("--out", default="theory_sweep",
                    help="output prefix: PREFIX.json/.txt/.png (and PREFIX.checkpoint.npz while it runs)")
-    c = sub.add_parser("convert", parents=[lim], help="convert VGG-16 weights to randvis's npz (no torch needed)",
+    c = sub.add_parser("convert", parents=[_limit_options(memory_only=True)], help="convert VGG-16 weights to randvis's npz (no torch needed)",
                        description="Convert a PyTorch VGG-16 state_dict (.pth, legacy or zip), the "
                                    "paper's vgg16_weights.npz or Keras VGG-16 .h5 weights into randvis's "
                                    "npz layout; prints the layer-by-layer mapping.")
@@ -478,7 +480,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    given = {name: getattr(args, opt[2:].replace("-", "_")) for name, opt in LIMIT_OPTIONS.items()}
+    given = {name: getattr(args, opt[2:].replace("-", "_"), None) for name, opt in LIMIT_OPTIONS.items()}
     given = {name: value for name, value in given.items() if value is not None}
     try:
         for name, value in given.items():

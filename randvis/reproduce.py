@@ -100,7 +100,7 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
     jobs = _count(jobs, "jobs", 1)
     if size is not None:
         size = _count(size, "size", 1)
-    names = list(EXPERIMENTS) if not only else list(only)
+    names = list(EXPERIMENTS) if not only else list(dict.fromkeys(only))
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")

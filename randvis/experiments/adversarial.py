@@ -92,8 +92,8 @@ def claims(res):
         Claim("After the attack saliency changes a lot while GBP and DeconvNet barely change",
               f"L2 before/after: saliency {s:.2f}, GBP {g:.2f}, DeconvNet {d:.2f}; SSIM: saliency "
               f"{res.ssim['saliency']:.2f}, GBP {res.ssim['gbp']:.2f}, DeconvNet {res.ssim['deconvnet']:.2f}; "
-              "holds if saliency's L2 > 1.5x both others (float64: in float32 a ReLU6 input within "
-              "rounding of its kink could change the maps)", float(s / max(g, d, 1e-12)),
+              f"holds if saliency's L2 > 1.5x both others (in {np.dtype(_trained.DTYPE).name}; in float32 a "
+              "ReLU6 input within rounding of its kink could change the maps)", float(s / max(g, d, 1e-12)),
               bool(s > 1.5 * max(g, d)), NAME),
     ]
 

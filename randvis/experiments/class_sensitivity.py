@@ -83,7 +83,7 @@ def claims(res):
         other = max(s["gbp"]["mean"], s["deconvnet"]["mean"])
         out.append(Claim(f"Saliency is far more class-sensitive than GBP and DeconvNet ({label})",
                          f"mean L2 distance: saliency {s['saliency']['mean']:.2f} vs GBP {s['gbp']['mean']:.2f}, "
-                         f"DeconvNet {s['deconvnet']['mean']:.2f} (n={s['gbp']['n']}, float64); holds if saliency > "
+                         f"DeconvNet {s['deconvnet']['mean']:.2f} (n={s['gbp']['n']}, {np.dtype(_trained.DTYPE).name}); holds if saliency > "
                          "1.5x the larger", float(s["saliency"]["mean"] / max(other, 1e-12)),
                          bool(s["saliency"]["mean"] > 1.5 * other), NAME))
     return out

@@ -309,7 +309,7 @@ class Dense(Layer):
         return (self.out_features,)
 
     def forward(self, x):
-        y = K.matmul(x, self.weight.T)  # independent of thread counts (kernels.dense)
+        y = K.matmul(x, self.weight.T)  # independent of thread counts (kernels.gemm)
         if self.bias is not None:
             y += self.bias
         return y, x

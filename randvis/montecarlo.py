@@ -23,10 +23,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import kernels as K
 from . import theory as T
 from ._io import CheckpointError, array_digest, code_version, load_checkpoint, save_checkpoint
 from .methods import visualize
 from .models import fcn, three_layer_cnn
+from .stats import pearson, relative_error
 
 __all__ = ["sample_fcn_maps", "simulate_maps", "theory_sweep", "SweepResult", "plot_sweep"]
 
@@ -66,7 +68,7 @@ def sample_fcn_maps(spec, x, rng=None):
         raise ValueError("the exact sampler is for fully connected networks (kind='fcn')")
     rng = np.random.default_rng(rng)
     x = np.asarray(x, dtype=np.float64)
-    norm = np.linalg.norm(x)
+    norm = float(K.norm(x))
     if norm == 0:
         raise ValueError("x is all zeros")
     xh = x.ravel() / norm
@@ -74,13 +76,14 @@ def sample_fcn_maps(spec, x, rng=None):
     v = rng.standard_normal(spec.n) * spec.v_std
     on = a > 0
     coef = np.stack([v * on, np.maximum(v, 0), np.maximum(v, 0) * on])  # sal, deconv, gbp
-    gram = coef @ coef.T
-    evals, evecs = np.linalg.eigh(gram)
+    gram = K.matmul(coef, coef.T)
+    with K.one_blas_thread():  # a 3 x 3 eigenproblem; one thread keeps LAPACK's bits fixed
+        evals, evecs = np.linalg.eigh(gram)
     root = evecs * np.sqrt(np.clip(evals, 0, None))  # root @ root.T = gram
     z = rng.standard_normal((3, xh.size))
-    z -= np.outer(z @ xh, xh)  # project out x^
-    perp = spec.w_std * (root @ z)
-    maps = (coef @ a)[:, None] * xh[None, :] + perp
+    z -= np.outer(K.matmul(z, xh[:, None])[:, 0], xh)  # project out x^
+    perp = spec.w_std * K.matmul(root, z)
+    maps = K.matmul(coef, a[:, None]) * xh[None, :] + perp
     return {m: maps[k].reshape(x.shape) for k, m in enumerate(("saliency", "deconvnet", "gbp"))}
 
 
@@ -135,9 +138,7 @@ def simulate_maps(kind, n, x, rng, kernel_size=7, sampler="network", dtype=np.fl
 
 
 def _corr(a, b):
-    a = a.ravel() - a.mean()
-    b = b.ravel() - b.mean()
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+    return pearson(a, b)
 
 
 def _normality(m, border):
@@ -206,6 +207,7 @@ def _save_checkpoint(path, config, rows):
     save_checkpoint(path, _sweep_key(config), {"rows": list(rows.values())})
 
 
+@K.one_blas_thread()  # scipy's statistics too: no BLAS call of the sweep is threaded
 def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000), seeds=3,
                  kernel_size=7, fcn_sampler="auto", checkpoint=None, progress=True, image_name=None,
                  log=None):
@@ -301,7 +303,7 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
             expected = mean1 * (spec.n * spec.v_std * spec.w_std)
             g = maps["gbp"]
             row = {"kind": kind, "n": n, "seed": s, "sampler": sampler if kind == "fcn" else "network",
-                   "rel_error": float(np.linalg.norm(g - expected) / np.linalg.norm(expected)),
+                   "rel_error": relative_error(g, expected),
                    "corr_input": _corr(g, x), "corr_target": _corr(g, pni)}
             b = border if kind == "cnn" else 0
             for m in ("saliency", "deconvnet"):

@@ -20,6 +20,7 @@ import time
 from . import limits
 from ._io import atomic_write, atomic_write_text, check_outputs, remove_stale_temporaries, same_file
 from .experiments import EXPERIMENTS, Context
+from .kernels import one_blas_thread
 
 __all__ = ["reproduce", "load_images"]
 
@@ -365,7 +366,8 @@ def _run_experiment(name, ctx):
     mod = EXPERIMENTS[name]
     t0 = time.perf_counter()
     reused0, notes0 = ctx.reused_seconds, len(ctx.notes)
-    res = mod.run(ctx)
+    with one_blas_thread():  # any BLAS call (scipy's included) runs single-threaded
+        res = mod.run(ctx)
     fig = Figure(figsize=(14, 7.5), layout="constrained") if name != "theory_curves" else Figure(figsize=(11, 4.5))
     mod.plot(res, fig)
     atomic_write(os.path.join(ctx.out, f"{name}.png"),

@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import _checks
+from . import kernels as K
 from .kernels.padding import as_pair, output_hw, resolve_padding
 
 __all__ = ["RandomNetSpec", "patches", "place", "patch_normalized_input", "expected_map",
@@ -480,7 +481,7 @@ def pixel_covariance(spec, x, method, pixels):
         iy = (ry % sh == 0) & (ry >= 0) & (ry // sh < ho)
         ix = (rx % sw == 0) & (rx >= 0) & (rx // sw < wo)
         ind = (iy[:, :, None] & ix[:, None, :]).reshape(len(pix), -1).astype(np.float64)
-        shared = ind @ ind.T * (pix[:, None, 0] == pix[None, :, 0])
+        shared = K.matmul(ind, ind.T) * (pix[:, None, 0] == pix[None, :, 0])
         off = spec.n * spec.v_std ** 2 * spec.w_std ** 2 / TWO_PI * shared
         np.fill_diagonal(off, 0.0)
         cov = cov + off
@@ -532,7 +533,7 @@ def relative_error_constant(spec, x):
     x = _image(x)
     one = _spec(spec).with_n(1)
     mean = expected_map(one, x, "gbp")
-    norm = np.linalg.norm(mean)
+    norm = float(K.norm(mean))
     if norm == 0:
         raise ValueError("the image is all zeros: GBP has zero expectation")
     return float(np.sqrt(pixel_variance(one, x, "gbp").sum()) / norm)
@@ -617,7 +618,7 @@ def predicted_correlation(spec, x, ref=None, n=None):
     mc, rc = m - m.mean(), r - r.mean()
     if not np.any(rc):
         raise ValueError("ref is constant: correlation is undefined")
-    return np.sum(mc * rc) / (np.linalg.norm(rc) * np.sqrt(np.sum(mc ** 2) + var / n))
+    return np.sum(mc * rc) / (float(K.norm(rc)) * np.sqrt(np.sum(mc ** 2) + var / n))
 
 
 def fcn_units_to_match(spec, x, n=None):

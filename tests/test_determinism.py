@@ -132,3 +132,19 @@ def test_matmul_many_is_each_product(threads, monkeypatch):
         # each entry is a k-term sum: within k u sum|a||b| of the exact product
         bound = a.shape[1] * np.finfo(np.float64).eps * (np.abs(a) @ np.abs(b))
         assert np.all(np.abs(o - a @ b) <= bound)
+
+
+def test_reproduce_quick_gives_identical_results_at_any_jobs_and_threads(tmp_path):
+    """`randvis reproduce --quick` with one job and one thread everywhere, and with two
+    jobs at two BLAS/numba threads: byte-identical results.json (timings live in
+    timings.json)."""
+    outs = []
+    for blas, nb, jobs in [(1, 1, 1), (2, 2, 2)]:
+        out = tmp_path / f"run{jobs}"
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas), NUMBA_NUM_THREADS=str(nb))
+        res = subprocess.run([sys.executable, "-m", "randvis", "reproduce", "--quick", "--jobs", str(jobs),
+                              "--out", str(out)], env=env, capture_output=True, text=True, timeout=900)
+        assert res.returncode == 0, res.stderr[-3000:]
+        outs.append((out / "results.json").read_bytes())
+    assert json.loads(outs[0])  # a real results file
+    assert outs[0] == outs[1]

@@ -122,3 +122,68 @@ def test_matmul_works_in_forked_children(tmp_path):
     script.write_text(_FORK_SCRIPT)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[20000000.0, 20000000.0]"
+
+
+# --------------------------------------------------------------------------- one routine
+_PRODUCTS = {"dot", "matmul", "inner", "vdot", "tensordot", "einsum", "corrcoef", "cov", "multi_dot"}
+
+
+def _blas_calls_outside_gemm(source, filename):
+    """Matrix products in ``source`` that bypass randvis.kernels.gemm: the ``@``
+    operator, numpy's product functions, and numpy.linalg calls that are not
+    inside a ``with ...one_blas_thread():`` block."""
+    import ast
+
+    tree = ast.parse(source)
+    parents = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+
+    def guarded(node):
+        while node in parents:
+            node = parents[node]
+            if isinstance(node, ast.With) and any("one_blas_thread" in ast.unparse(i.context_expr)
+                                                   for i in node.items):
+                return True
+        return False
+
+    from_numpy = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                  and (node.module or "").split(".")[0] == "numpy" for a in node.names
+                  if a.name in _PRODUCTS or (node.module or "").endswith("linalg")}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.BinOp, ast.AugAssign)) and isinstance(node.op, ast.MatMult):
+            found.append(f"{filename}:{node.lineno}: @")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            base = ast.unparse(node.func.value)
+            if base in ("np", "numpy") and node.func.attr in _PRODUCTS:
+                found.append(f"{filename}:{node.lineno}: {ast.unparse(node.func)}")
+            elif base.endswith("linalg") and not guarded(node):
+                found.append(f"{filename}:{node.lineno}: {ast.unparse(node.func)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in from_numpy:
+            found.append(f"{filename}:{node.lineno}: {node.func.id}")
+    return found
+
+
+def test_every_matrix_product_goes_through_kernels_gemm():
+    """OpenBLAS's threads change the bits of a product, so randvis multiplies only
+    through kernels.gemm (matmul, matmul_many, dot, norm)."""
+    from pathlib import Path
+
+    root = Path(randvis.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "kernels" / "gemm.py":
+            continue
+        found += _blas_calls_outside_gemm(path.read_text(), path.relative_to(root).as_posix())
+    assert not found, "products outside kernels.gemm:\n" + "\n".join(found)
+
+
+def test_the_product_scan_sees_what_it_must():
+    src = ("import numpy as np\nfrom numpy import linalg, dot as d0\nfrom .gemm import matmul\n"
+           "a = b @ c\nd = np.dot(b, c)\ne = np.linalg.norm(b)\nf = linalg.eigh(b)\nd0(b, c)\n"
+           "with K.one_blas_thread():\n    g = np.linalg.eigh(b)\nh = K.matmul(b, c)\ni = np.outer(b, c)\n"
+           "matmul(b, c)\n")
+    found = _blas_calls_outside_gemm(src, "x.py")
+    assert sorted(f.split(": ")[1] for f in found) == sorted(["@", "np.dot", "np.linalg.norm", "linalg.eigh", "d0"])

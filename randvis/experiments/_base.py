@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..stats import pearson
 from .._io import (CheckpointError, array_digest, code_version, file_sha256, load_checkpoint, safe_name,
                    save_checkpoint)
 
@@ -172,10 +173,7 @@ def corr(a, b):
     b = np.asarray(b, dtype=np.float64)
     if a.ndim == 4:
         a, b = a[0], b[0]
-    a = (a - a.mean(axis=(-2, -1), keepdims=True)).ravel()
-    b = (b - b.mean(axis=(-2, -1), keepdims=True)).ravel()
-    den = np.sqrt((a @ a) * (b @ b))
-    return float(a @ b / den) if den > 0 else 0.0
+    return pearson(a, b, center="channel")
 
 
 def show(ax, m, title=None, mode="minmax"):

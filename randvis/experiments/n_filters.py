@@ -16,6 +16,7 @@ import numpy as np
 from .. import theory as T
 from ..images import preprocess
 from ..montecarlo import simulate_maps
+from ..stats import pearson
 from ._base import Claim, show
 
 NAME = "n_filters"
@@ -49,7 +50,7 @@ def run(ctx):
                     _, maps = simulate_maps(kind, n, x, rng=ctx.seed_of(NAME, kind, n, name),
                                             sampler=sampler)
                     # plain Pearson over all values: the quantity theory.predicted_correlation predicts
-                    r = float(np.corrcoef(maps["gbp"].ravel(), x.ravel())[0, 1])
+                    r = pearson(maps["gbp"], x)
                     return ({"corr": r, "sampler": sampler},
                             {"gbp": maps["gbp"]} if idx == 0 else {})
                 nums, arrays = ctx.cell(NAME, f"{kind}-{n}-{name}", compute)

@@ -10,7 +10,13 @@ status 2), never a traceback: bad options, unreadable files, outputs that
 would replace an input, and jobs larger than a limit of :mod:`randvis.limits`
 (estimated from the shapes before anything is built; ``--max-memory``,
 ``--max-streamed-weights`` and ``--max-image-pixels`` raise the limits).
+
 ``python -X dev -m randvis ...`` shows the traceback of an unexpected error.
+
+Examples
+--------
+>>> main(["visualize", "--model", "cnn3", "--classes", "0"])   # one line on stderr, exit status 2
+2
 """
 from __future__ import annotations
 

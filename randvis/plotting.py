@@ -1,4 +1,15 @@
-"""Figures: the labelled input / saliency / DeconvNet / GBP panel."""
+"""Figures: the labelled input / saliency / DeconvNet / GBP panel.
+
+Examples
+--------
+>>> import numpy as np, randvis
+>>> net = randvis.three_layer_cnn(8, input_shape=(3, 16, 16), rng=0)
+>>> img = np.random.default_rng(0).random((3, 16, 16))
+>>> maps = randvis.visualize(net, img[None])
+>>> fig = panel(img, {k: v[0] for k, v in maps.items()}, title="random CNN")
+>>> [ax.get_title() for ax in fig.axes]
+['input', 'Saliency', 'DeconvNet', 'GBP']
+"""
 from __future__ import annotations
 
 import numpy as np

@@ -15,11 +15,26 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(randvis.__path__, "randvi
                  if not m.name.endswith("__main__"))
 
 
-@pytest.mark.parametrize("name", MODULES)
+#: modules whose behaviour is a whole experiment run: tests/test_experiments.py runs
+#: each one end to end instead of a docstring example
+WITHOUT_EXAMPLES = {f"randvis.experiments.{n}" for n in (
+    "adversarial", "class_sensitivity", "depth", "local_connections", "max_pooling", "n_filters",
+    "partly_trained", "theory_curves")}
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if m not in WITHOUT_EXAMPLES])
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     res = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert res.attempted > 0, f"{name} has no docstring example"
     assert res.failed == 0, f"{res.failed} failing example(s) in {name}"
+
+
+def test_modules_without_examples_are_run_by_the_experiment_tests():
+    text = (ROOT / "tests" / "test_experiments.py").read_text()
+    assert WITHOUT_EXAMPLES <= set(MODULES)
+    for name in WITHOUT_EXAMPLES:
+        assert f'"{name.rsplit(".", 1)[1]}"' in text, f"{name} is not run by tests/test_experiments.py"
 
 
 def test_readme_python_examples(tmp_path, monkeypatch):

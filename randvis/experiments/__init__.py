@@ -3,6 +3,13 @@
 Every module has ``NAME``, ``TITLE``, ``run(ctx) -> result``, ``numbers(result)
 -> dict`` (JSON-able), ``claims(result) -> list of Claim`` and ``plot(result,
 fig)``. :mod:`randvis.reproduce` runs them and writes the figures and tables.
+
+Examples
+--------
+>>> list(EXPERIMENTS)[:3]
+['local_connections', 'n_filters', 'max_pooling']
+>>> all(hasattr(m, f) for m in EXPERIMENTS.values() for f in ("run", "numbers", "claims", "plot"))
+True
 """
 from . import (adversarial, class_sensitivity, depth, local_connections, max_pooling, n_filters,
                partly_trained, theory_curves)

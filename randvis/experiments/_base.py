@@ -17,7 +17,14 @@ from .._io import (CheckpointError, array_digest, code_version, file_sha256, loa
 
 @dataclass
 class Claim:
-    """One claim of the paper, the number that tests it, and whether it holds."""
+    """One claim of the paper, the number that tests it, and whether it holds.
+
+    Examples
+    --------
+    >>> c = Claim("GBP recovers the image", "corr(GBP, x) = 0.81; holds if > 0.5", 0.81, True, "n_filters")
+    >>> c.as_dict()["holds"], c.as_dict()["value"]
+    (True, 0.81)
+    """
 
     claim: str
     measure: str
@@ -47,6 +54,15 @@ class Context:
     log : callable or None
         Receives one-line notes (a damaged checkpoint that is recomputed); they
         are also kept in ``notes``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ctx = Context(out="unused", images=[("flat", np.zeros((3, 4, 4)))], seed=7)
+    >>> ctx.seed_of("vgg16-random") == ctx.seed_of("vgg16-random")   # a function of seed and key only
+    True
+    >>> ctx.seed_of("vgg16-random") == Context(out="x", images=[], seed=8).seed_of("vgg16-random")
+    False
     """
 
     out: str

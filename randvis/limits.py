@@ -32,11 +32,12 @@ a weight matrix needs about 40.0 GiB, more than the memory limit of 8.0 GiB
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
 __all__ = ["ResourceLimitError", "check_memory", "check_image_pixels", "check_streamed_weights",
-           "get_limit", "set_limit", "parse_bytes", "format_bytes", "LIMITS"]
+           "get_limit", "set_limit", "limit", "parse_bytes", "format_bytes", "LIMITS"]
 
 
 class ResourceLimitError(ValueError):
@@ -115,6 +116,26 @@ def set_limit(name, value):
     if value <= 0:
         raise ValueError(f"limit {name} must be positive, got {value}")
     _override[name] = value
+
+
+@contextlib.contextmanager
+def limit(name, value):
+    """Set limit ``name`` to ``value`` inside a ``with`` block, then restore it.
+
+    >>> with limit("memory", "1G"):
+    ...     get_limit("memory") == 2**30
+    True
+    """
+    had = name in _override
+    old = _override.get(name)
+    set_limit(name, value)
+    try:
+        yield
+    finally:
+        if had:
+            _override[name] = old
+        else:
+            _override.pop(name, None)
 
 
 def _how_to_raise(name):

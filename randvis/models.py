@@ -308,6 +308,11 @@ def _args_three_layer_cnn(a):
     v["pool_spec"] = _pool_spec(a["pool"])
     _check_pool_type(a["pool_type"])
     v["input_shape"] = _checks.image_shape(a["input_shape"])
+    return _random_head_args(a, v)
+
+
+def _random_head_args(a, v):
+    """The arguments three_layer_cnn and fcn share: stds, init, dtype, streaming."""
     v["w_std"] = _checks.positive_real(a["w_std"], "w_std", allow_none=True)
     v["v_std"] = _checks.positive_real(a["v_std"], "v_std", allow_none=True)
     _check_init(a["init"])
@@ -339,12 +344,7 @@ def _args_fcn(a):
     v["n_hidden"] = _posint(a["n_hidden"], "n_hidden")
     v["n_classes"] = _posint(a["n_classes"], "n_classes")
     v["input_shape"] = _checks.shape(a["input_shape"], "input_shape")
-    v["w_std"] = _checks.positive_real(a["w_std"], "w_std", allow_none=True)
-    v["v_std"] = _checks.positive_real(a["v_std"], "v_std", allow_none=True)
-    _check_init(a["init"])
-    v["dtype"] = _checks.float_dtype(a["dtype"])
-    v["stream"] = _checks.flag(a["stream"], "stream", allow_none=True)
-    return v
+    return _random_head_args(a, v)
 
 
 def _plan_fcn(v, call):

@@ -295,25 +295,21 @@ def _own_outputs(out, names):
         raise ValueError(f"--out {out}: {fname} there {why}; refusing to replace it (move it away or "
                          "choose another --out)")
 
-    old = None
-    path = os.path.join(out, "results.json")
-    if os.path.lexists(path):
+    def ours(fname, looks_right):
+        path = os.path.join(out, fname)
+        if not os.path.lexists(path):
+            return None
         try:
             with open(path, encoding="utf-8") as fh:
-                old = json.load(fh)
+                data = json.load(fh)
         except (OSError, ValueError):
-            old = None
-        if not isinstance(old, dict) or not isinstance(old.get("_meta"), dict):
-            foreign("results.json", "was not written by randvis reproduce (or is damaged)")
-    path = os.path.join(out, "timings.json")
-    if os.path.lexists(path):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                t = json.load(fh)
-        except (OSError, ValueError):
-            t = None
-        if not (isinstance(t, dict) and all(isinstance(v, (int, float)) for v in t.values())):
-            foreign("timings.json", "was not written by randvis reproduce (or is damaged)")
+            data = None
+        if not looks_right(data):
+            foreign(fname, "was not written by randvis reproduce (or is damaged)")
+        return data
+
+    old = ours("results.json", lambda d: isinstance(d, dict) and isinstance(d.get("_meta"), dict))
+    ours("timings.json", lambda d: isinstance(d, dict) and all(isinstance(v, (int, float)) for v in d.values()))
     path = os.path.join(out, "README.md")
     if os.path.lexists(path):
         try:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import math
 import os
 import re
@@ -54,7 +53,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._io import atomic_savez
+from ._io import atomic_savez, file_sha256
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
 from .limits import ResourceLimitError, check_memory
 from .network import Sequential, _read_architecture
@@ -106,14 +105,6 @@ def _src_shape(order, kind, shape):
     if order == "tf" and kind == "dense":
         return (shape[1], shape[0])
     return tuple(shape)
-
-
-def _sha256(path, chunk=1 << 22):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------
@@ -647,7 +638,7 @@ def load_vgg16(path, dtype=np.float32, sha256=None, n_classes=None, format=None)
     True
     """
     path = os.fspath(path)
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if sha256 is not None:
         want = str(sha256).strip().lower()
         want = want[len("sha256:"):] if want.startswith("sha256:") else want
@@ -843,9 +834,9 @@ def convert(src, dst, format=None, *, dtype=np.float32):
         notes.append(f"input_shape {dims['input_shape']} inferred from fc6's "
                      f"{rows[VGG16_PARAMS.index('fc6.weight')].shape[1]} input features")
     info = {"layout": source.fmt, "path": os.path.abspath(src_path),
-            "sha256": _sha256(src_path)}
+            "sha256": file_sha256(src_path)}
     net = _build(params, dims, dtype, source.pool_type, info)
     out = net.save(dst)
     return ConversionReport(src_path, out, source.fmt, rows, notes, tuple(dims["input_shape"]),
                             list(dims["widths"]), dims["fc_width"], dims["n_classes"],
-                            _sha256(out))
+                            file_sha256(out))

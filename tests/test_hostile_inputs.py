@@ -312,12 +312,8 @@ def test_zero_stride_tensor_refused_before_materialising(tmp_path):
 def test_state_dict_memory_checked_before_reading(tmp_path, monkeypatch):
     path = write_zip(tmp_path / "m.pth", {"w": T("0", 0, (64, 64), (64, 1))},
                      {"0": ("FloatStorage", np.zeros(4096, "<f4").tobytes())})
-    limits.set_limit("memory", 10_000)
-    try:
-        with pytest.raises(ResourceLimitError, match=r"m\.pth.*memory limit"):
-            load_state_dict(path)
-    finally:
-        limits.set_limit("memory", None)
+    with limits.limit("memory", 10_000), pytest.raises(ResourceLimitError, match=r"m\.pth.*memory limit"):
+        load_state_dict(path)
     assert load_state_dict(path)["w"].shape == (64, 64)
 
 
@@ -495,12 +491,9 @@ def test_architecture_json_nesting_and_size_bounded(tmp_path, small_vgg, monkeyp
 def test_image_pixel_limit_from_the_header(tmp_path):
     path = write_black_png(tmp_path / "black.png", 40, 30)
     assert load_image(path).shape == (3, 30, 40)
-    limits.set_limit("image_pixels", 1199)
-    try:
-        with pytest.raises(ResourceLimitError, match=r"black\.png.*40x30 = 1,200 pixels.*1,199"):
-            load_image(path)
-    finally:
-        limits.set_limit("image_pixels", None)
+    with limits.limit("image_pixels", 1199), \
+            pytest.raises(ResourceLimitError, match=r"black\.png.*40x30 = 1,200 pixels.*1,199"):
+        load_image(path)
     big = write_black_png(tmp_path / "big.png", 9600, 9600)
     assert os.path.getsize(big) < 300_000
     with pytest.raises(ResourceLimitError, match=r"big\.png.*9600x9600 = 92,160,000 pixels"):

@@ -152,7 +152,7 @@ def _split(size, parts):
     return [(s, min(size, s + step)) for s in range(0, size, step)]
 
 
-def plan(m, k, n):
+def plan(m, k, n, max_blocks=MAX_BLOCKS):
     """The blocks ``(r0, r1, c0, c1)`` of an ``(m, k) @ (k, n)`` product.
 
     A function of the shapes only: the grid never depends on a thread count.
@@ -161,7 +161,7 @@ def plan(m, k, n):
     columns for the wanted number of blocks.
     """
     work = m * k * n
-    want = int(max(1, min(MAX_BLOCKS, work // BLOCK_MIN_WORK)))
+    want = int(max(1, min(max_blocks, work // BLOCK_MIN_WORK)))
     if want == 1:
         return [(0, m, 0, n)]
     col_parts = max(1, min(want, n // (4 * ALIGN)))
@@ -240,14 +240,19 @@ def matmul(a, b, out=None):
 
 def matmul_many(products):
     """Several independent products ``[(a, b, out), ...]`` at once: their blocks
-    share one pass of the pool (the 16 small GEMMs of a Winograd chunk)."""
+    share one pass of the pool (the 16 small GEMMs of a Winograd chunk). The
+    products are split less the more of them there are (16 products: each one
+    block), so the pool gets about :data:`MAX_BLOCKS` tasks or more, and no
+    operand is packed again for a split that brings no parallelism."""
+    products = list(products)
+    cap = max(1, MAX_BLOCKS // max(1, len(products)))
     tasks = []
     for a, b, out in products:
         out = _check(a, b, out)
         if _thin(a, b):
             _thin_left(np.ascontiguousarray(a), b, THIN_COLUMNS, out)
             continue
-        tasks.extend((a, b, out, blk) for blk in plan(a.shape[0], a.shape[1], b.shape[1]))
+        tasks.extend((a, b, out, blk) for blk in plan(a.shape[0], a.shape[1], b.shape[1], cap))
     _run(tasks)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import re
 import tempfile
@@ -38,7 +39,7 @@ import numpy as np
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_savez", "remove_stale_temporaries",
            "CheckpointError", "save_checkpoint", "load_checkpoint", "code_version", "file_sha256",
-           "array_digest", "safe_name", "same_file", "check_outputs"]
+           "array_digest", "safe_name", "same_file", "check_outputs", "jsonable"]
 
 TMP_PREFIX = ".tmp-randvis-"
 _TMP_RE = re.compile(re.escape(TMP_PREFIX) + r"(\d+)-[A-Za-z0-9_]+(\.[A-Za-z0-9]+)*$")
@@ -80,6 +81,39 @@ def atomic_write_text(path, text):
             fh.write(text)
 
     return atomic_write(path, write)
+
+
+def jsonable(v, finite_only=False):
+    """``v`` with numpy scalars and arrays, tuples and result objects turned into
+    plain JSON types (dict, list, int, float, bool, str, None).
+
+    Objects with an ``as_dict()`` method give that dict; ``finite_only`` turns
+    NaN and infinities into None (strict JSON) instead of keeping them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> jsonable({"a": np.float32(0.5), "b": (1, np.int64(2)), "c": np.arange(2)})
+    {'a': 0.5, 'b': [1, 2], 'c': [0, 1]}
+    >>> jsonable([np.nan, True], finite_only=True)
+    [None, True]
+    """
+    if hasattr(v, "as_dict") and callable(v.as_dict):
+        return v.as_dict()
+    if isinstance(v, dict):
+        return {str(k): jsonable(x, finite_only) for k, x in v.items()}
+    if isinstance(v, (tuple, list)):
+        return [jsonable(x, finite_only) for x in v]
+    if isinstance(v, np.ndarray):
+        return jsonable(v.tolist(), finite_only) if v.ndim else jsonable(v.item(), finite_only)
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        v = float(v)
+        return None if finite_only and not math.isfinite(v) else v
+    return v
 
 
 def _umask():

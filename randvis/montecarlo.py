@@ -23,12 +23,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import _checks
 from . import kernels as K
 from . import theory as T
 from ._io import CheckpointError, array_digest, code_version, load_checkpoint, save_checkpoint
 from .methods import visualize
 from .models import fcn, three_layer_cnn
-from .stats import pearson, relative_error
+from .stats import fit_loglog_slope, pearson, relative_error
 
 __all__ = ["sample_fcn_maps", "simulate_maps", "theory_sweep", "SweepResult", "plot_sweep"]
 
@@ -66,7 +67,7 @@ def sample_fcn_maps(spec, x, rng=None):
     """
     if spec.kind != "fcn":
         raise ValueError("the exact sampler is for fully connected networks (kind='fcn')")
-    rng = np.random.default_rng(rng)
+    rng = _checks.generator(rng)
     x = np.asarray(x, dtype=np.float64)
     norm = float(K.norm(x))
     if norm == 0:
@@ -366,11 +367,9 @@ def _summarise(config, rows, theory_of, x):
                 s[key + "_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
             res.summary.append(s)
         if len(ns) >= 2:
-            lx = np.log([s["n"] for s in res.summary if s["kind"] == kind])
-            ly = np.log([s["rel_error"] for s in res.summary if s["kind"] == kind])
-            slope, icpt = np.polyfit(lx, ly, 1)
-            r2 = 1 - np.sum((ly - (slope * lx + icpt)) ** 2) / max(np.sum((ly - ly.mean()) ** 2), 1e-300)
-            res.slopes[kind] = {"slope": float(slope), "intercept": float(icpt), "r2": float(r2)}
+            fit = fit_loglog_slope([s["n"] for s in res.summary if s["kind"] == kind],
+                                   [s["rel_error"] for s in res.summary if s["kind"] == kind])
+            res.slopes[kind] = {"slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2}
     return res
 
 

@@ -18,7 +18,8 @@ import os
 import time
 
 from . import limits
-from ._io import atomic_write, atomic_write_text, check_outputs, remove_stale_temporaries, same_file
+from ._io import (atomic_write, atomic_write_text, check_outputs, jsonable, remove_stale_temporaries,
+                  same_file)
 from .experiments import EXPERIMENTS, Context
 from .kernels import one_blas_thread
 
@@ -368,7 +369,7 @@ def _run_experiment(name, ctx):
     mod.plot(res, fig)
     atomic_write(os.path.join(ctx.out, f"{name}.png"),
                  lambda tmp: fig.savefig(tmp, dpi=90, format="png", metadata=dict([_PNG_TAG])))
-    entry = {"title": mod.TITLE, "figure": f"{name}.png", "numbers": _jsonable(mod.numbers(res)),
+    entry = {"title": mod.TITLE, "figure": f"{name}.png", "numbers": jsonable(mod.numbers(res)),
              "claims": [c.as_dict() for c in mod.claims(res)]}
     return entry, time.perf_counter() - t0 + ctx.reused_seconds - reused0, ctx.notes[notes0:]
 
@@ -376,22 +377,6 @@ def _run_experiment(name, ctx):
 def _config(ctx):
     """What results.json's entries depend on (entries of another configuration are dropped)."""
     return ctx.fingerprint()
-
-
-def _jsonable(v):
-    import numpy as np
-
-    if isinstance(v, dict):
-        return {str(k): _jsonable(t) for k, t in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(t) for t in v]
-    if isinstance(v, (np.floating, float)):
-        return float(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
-    return v
 
 
 def _readme(results, timings, ctx):

@@ -35,6 +35,7 @@ from scipy import ndimage
 from scipy import stats as _st
 
 from . import _checks
+from ._io import jsonable
 from .kernels import dot as _dot
 from .kernels import norm as _norm
 
@@ -127,22 +128,7 @@ def _generator(rng):
 
 
 def _jsonable(v):
-    if isinstance(v, _Result):
-        return v.as_dict()
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (numbers.Integral,)):
-        return int(v)
-    if isinstance(v, (numbers.Real,)):
-        v = float(v)
-        return v if math.isfinite(v) else None
-    if isinstance(v, np.ndarray):
-        return [_jsonable(x) for x in v.tolist()] if v.ndim else _jsonable(v.item())
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    return v
+    return jsonable(v, finite_only=True)
 
 
 class _Result:

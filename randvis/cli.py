@@ -11,7 +11,7 @@ would replace an input, and jobs larger than a limit of :mod:`randvis.limits`
 (estimated from the shapes before anything is built; ``--max-memory``,
 ``--max-streamed-weights`` and ``--max-image-pixels`` raise the limits).
 
-``python -X dev -m randvis ...`` shows the traceback of an unexpected error.
+``RANDVIS_TRACEBACK=1 randvis ...`` shows the traceback of an unexpected error.
 
 Examples
 --------
@@ -505,9 +505,9 @@ def main(argv=None):
     except (CLIError, ValueError, TypeError, OSError, KeyError, ImportError) as exc:
         return _error(str(exc).strip() or type(exc).__name__)
     except Exception as exc:
-        if sys.flags.dev_mode:
+        if os.environ.get("RANDVIS_TRACEBACK"):
             raise
-        return _error(f"unexpected {type(exc).__name__}: {exc} (run with python -X dev -m randvis "
+        return _error(f"unexpected {type(exc).__name__}: {exc} (run with RANDVIS_TRACEBACK=1 "
                       "for the traceback; please report it)")
     finally:
         for name in given:  # the options set the limits of this command only

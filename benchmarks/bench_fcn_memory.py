@@ -202,9 +202,7 @@ def main(argv=None):
     ap.add_argument("--blas-threads", type=int, default=0,
                     help="diagnostic: limit BLAS to this many threads in the child (threadpoolctl); "
                          "default: leave BLAS as it is")
-    ap.add_argument("--quiet-wait", type=float, default=60.0,
-                    help="wait up to this many seconds for other processes to leave the CPUs idle "
-                         "before the timed passes (0: do not wait)")
+    C.add_quiet_options(ap, attempts=False, unit="timed pass")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     return child(args) if args.child else parent(args)

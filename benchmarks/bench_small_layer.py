@@ -171,11 +171,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=50, help="untimed calls before each row")
     ap.add_argument("--gap-ms", type=float, default=1.0, help="idle time before each call in the gap rows")
     ap.add_argument("--stall-ms", type=float, default=1.0, help="a call slower than this counts as a stall")
-    ap.add_argument("--quiet-wait", type=float, default=30.0,
-                    help="before each row wait up to this many seconds for other processes to "
-                         "leave the CPUs idle (0: do not wait)")
-    ap.add_argument("--attempts", type=int, default=3,
-                    help="repeat a row up to this many times while other processes disturb it")
+    C.add_quiet_options(ap, wait=30.0, unit="row")
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--size", type=int, default=32)
     args = ap.parse_args(argv)

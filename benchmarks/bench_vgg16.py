@@ -261,12 +261,7 @@ def main(argv=None):
     ap.add_argument("--no-f64-check", action="store_true",
                     help="skip the float64 torch-vs-randvis check (it separates implementation "
                          "errors from float32 rounding)")
-    ap.add_argument("--quiet-wait", type=float, default=60.0,
-                    help="before each measurement wait up to this many seconds for other processes "
-                         "to leave the CPUs idle (0: do not wait)")
-    ap.add_argument("--attempts", type=int, default=3,
-                    help="repeat a measurement up to this many times while other processes disturb it "
-                         "(the least disturbed one is kept)")
+    C.add_quiet_options(ap)
     ap.add_argument("--profile", action="store_true",
                     help="also cProfile a few visualize() calls and print the top functions")
     args = ap.parse_args(argv)

@@ -288,7 +288,7 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
                     else T.RandomNetSpec("fcn", 1))
             mean1 = T.expected_map(spec, x, "gbp")
             cache[kind] = (spec, mean1, T.relative_error_constant(spec, x),
-                           T.patch_normalized_input(x, spec))
+                           T.patch_normalized_input(spec, x))
         return cache[kind]
 
     bar = tqdm(total=len(cells), desc="theory sweep", disable=not progress or None, leave=False)

@@ -32,8 +32,11 @@ gives the exact per-pixel variance of GBP. Zero patches never open a ReLU
 (``w . 0 > 0`` is false), so they contribute nothing to saliency or GBP, but
 DeconvNet, which ignores the forward masks, uses every patch.
 
-All functions take ``x`` as one image of shape (c, h, w) -- the network's
-input, i.e. after preprocessing -- and a :class:`RandomNetSpec`.
+Every function takes the network first and the image second: ``spec``, a
+:class:`RandomNetSpec` (kind, N, kernel, stride, padding, weight stds; its
+kernel, stride and padding define the patches, and an FCN has one patch, the
+whole image), and ``x``, one image of shape (c, h, w) -- the network's input,
+i.e. after preprocessing. The Parameters sections below name them only.
 """
 from __future__ import annotations
 
@@ -204,17 +207,14 @@ def _widths(n, spec):
     return a.astype(np.float64)
 
 
-def patches(x, spec):
+def patches(spec, x):
     """All patches of ``x`` as an array of shape (ho, wo, c, kh, kw) (zeros where
     they overlap the padding).
 
     Parameters
     ----------
-    x : array_like, shape (c, h, w)
-        The input image.
     spec : RandomNetSpec
-        The random network (kind, N, kernel, stride, padding, weight stds). Its kernel, stride and padding
-        define the patches (an FCN has one patch: the whole image).
+    x : array_like, shape (c, h, w)
 
     Returns
     -------
@@ -223,7 +223,7 @@ def patches(x, spec):
     Examples
     --------
     >>> import numpy as np
-    >>> p = patches(np.arange(16.0).reshape(1, 4, 4), RandomNetSpec("cnn", 1, kernel_size=3))
+    >>> p = patches(RandomNetSpec("cnn", 1, kernel_size=3), np.arange(16.0).reshape(1, 4, 4))
     >>> p.shape, p[0, 0, 0].tolist()
     ((4, 4, 1, 3, 3), [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 4.0, 5.0]])
     """
@@ -235,18 +235,17 @@ def patches(x, spec):
     return np.ascontiguousarray(win.transpose(1, 2, 0, 3, 4))
 
 
-def place(p, image_shape, spec):
+def place(spec, p, image_shape):
     """Sum of placed patches: ``sum_j place_j(p[j])`` for p of shape (ho, wo, c, kh, kw).
 
     Placing all-ones patches counts how many patches cover each pixel.
 
     Parameters
     ----------
+    spec : RandomNetSpec
     p : ndarray, shape (ho, wo, c, kh, kw)
         One array per patch position, as :func:`patches` returns them.
     image_shape : tuple (c, h, w)
-    spec : RandomNetSpec
-        The random network (kind, N, kernel, stride, padding, weight stds).
 
     Returns
     -------
@@ -256,7 +255,7 @@ def place(p, image_shape, spec):
     --------
     >>> import numpy as np
     >>> spec = RandomNetSpec("cnn", 1, kernel_size=3)
-    >>> place(np.ones((4, 4, 1, 3, 3)), (1, 4, 4), spec)[0].astype(int).tolist()
+    >>> place(spec, np.ones((4, 4, 1, 3, 3)), (1, 4, 4))[0].astype(int).tolist()
     [[4, 6, 6, 4], [6, 9, 9, 6], [6, 9, 9, 6], [4, 6, 6, 4]]
     """
     c, h, w = _checks.image_shape(image_shape, "image_shape")
@@ -272,23 +271,21 @@ def place(p, image_shape, spec):
     return canvas[:, t:t + h, l:l + w]
 
 
-def _unit_patches(x, spec):
-    p = patches(x, spec)
+def _unit_patches(spec, x):
+    p = patches(spec, x)
     norms = np.sqrt((p ** 2).sum(axis=(2, 3, 4)))
     live = norms > 0
     safe = np.where(live, norms, 1.0)
     return p / safe[:, :, None, None, None], live
 
 
-def patch_normalized_input(x, spec):
+def patch_normalized_input(spec, x):
     """The theorem's target ``sum_j place_j(x_j / |x_j|)`` (zero patches add nothing).
 
     Parameters
     ----------
-    x : array_like, shape (c, h, w)
-        The input image.
     spec : RandomNetSpec
-        The random network (kind, N, kernel, stride, padding, weight stds).
+    x : array_like, shape (c, h, w)
 
     Returns
     -------
@@ -298,12 +295,12 @@ def patch_normalized_input(x, spec):
     --------
     >>> import numpy as np
     >>> spec = RandomNetSpec("cnn", 1, kernel_size=1)
-    >>> patch_normalized_input(np.array([[[3.0, -2.0]]]), spec).tolist()
+    >>> patch_normalized_input(spec, np.array([[[3.0, -2.0]]])).tolist()
     [[[1.0, -1.0]]]
     """
     x = _image(x)
-    xhat, _ = _unit_patches(x, _spec(spec))
-    return place(xhat, x.shape, spec)
+    xhat, _ = _unit_patches(_spec(spec), x)
+    return place(spec, xhat, x.shape)
 
 
 def _method(method):
@@ -340,21 +337,21 @@ def expected_map(spec, x, method="gbp"):
     x = _image(x)
     if _method(method) != "gbp":
         return np.zeros_like(x)
-    return spec.n * spec.v_std * spec.w_std / TWO_PI * patch_normalized_input(x, spec)
+    return spec.n * spec.v_std * spec.w_std / TWO_PI * patch_normalized_input(spec, x)
 
 
 def _coverage(x, spec, live_only):
     (kh, kw), _, _, (ho, wo) = spec.geometry(x.shape)
-    live = _unit_patches(x, spec)[1] if live_only else np.ones((ho, wo), bool)
+    live = _unit_patches(spec, x)[1] if live_only else np.ones((ho, wo), bool)
     ind = np.broadcast_to(live[:, :, None, None, None], (ho, wo, x.shape[0], kh, kw))
-    return place(ind.astype(np.float64), x.shape, spec)
+    return place(spec, ind.astype(np.float64), x.shape)
 
 
 def _gbp_cross_terms(x, spec):
     """sum over ordered pairs j != j' covering each pixel of M(x^_j, x^_j')[q_j, q_j'],
     accumulated in patch space and placed once."""
     (kh, kw), (sh, sw), _, (ho, wo) = spec.geometry(x.shape)
-    xhat, _ = _unit_patches(x, spec)
+    xhat, _ = _unit_patches(spec, x)
     acc = np.zeros_like(xhat)
     for dy in range(-((kh - 1) // sh), (kh - 1) // sh + 1):
         for dx in range(-((kw - 1) // sw), (kw - 1) // sw + 1):
@@ -380,7 +377,7 @@ def _gbp_cross_terms(x, spec):
             c = cos[:, :, None, None, None]
             term = (u_q * t_qp + t_q * u_qp - c * (u_q * u_qp + t_q * t_qp)) * inv[:, :, None, None, None]
             acc[ja, jb, :, oy, ox] += term
-    return place(acc, x.shape, spec)
+    return place(spec, acc, x.shape)
 
 
 def _overlap(k, shift):
@@ -401,9 +398,7 @@ def pixel_variance(spec, x, method="gbp"):
     Parameters
     ----------
     spec : RandomNetSpec
-        The random network (kind, N, kernel, stride, padding, weight stds).
     x : array_like, shape (c, h, w)
-        The input image.
     method : {"gbp", "saliency", "deconvnet"}
 
     Returns
@@ -426,7 +421,7 @@ def pixel_variance(spec, x, method="gbp"):
     if method == "deconvnet":
         return scale / 2 * _coverage(x, spec, live_only=False)
     n_live = _coverage(x, spec, live_only=True)
-    pni = patch_normalized_input(x, spec)
+    pni = patch_normalized_input(spec, x)
     return scale * (n_live / 4 + _gbp_cross_terms(x, spec) / TWO_PI - pni ** 2 / (4 * np.pi ** 2))
 
 
@@ -443,7 +438,6 @@ def pixel_covariance(spec, x, method, pixels):
     ----------
     spec : RandomNetSpec
     x : array_like, shape (c, h, w)
-        The input image.
     method : "saliency" or "deconvnet"
     pixels : array of int, shape (m, 3) or (m, 2)
         One row per pixel: (channel, row, column); or (row, column) when the
@@ -515,9 +509,9 @@ def relative_error_constant(spec, x):
     Parameters
     ----------
     spec : RandomNetSpec
-        The random network (kind, N, kernel, stride, padding, weight stds). Its N is not used.
+        Its N is not used.
     x : array_like, shape (c, h, w)
-        The input image. Not all zeros.
+        Not all zeros.
 
     Returns
     -------
@@ -546,9 +540,7 @@ def predicted_relative_error(spec, x, n=None):
     Parameters
     ----------
     spec : RandomNetSpec
-        The random network (kind, N, kernel, stride, padding, weight stds).
     x : array_like, shape (c, h, w)
-        The input image.
     n : int or array_like of int, optional
         Widths, each >= 1.
 
@@ -584,9 +576,7 @@ def predicted_correlation(spec, x, ref=None, n=None):
     Parameters
     ----------
     spec : RandomNetSpec
-        The random network (kind, N, kernel, stride, padding, weight stds).
     x : array_like, shape (c, h, w)
-        The input image.
     ref : array_like, shape (c, h, w), optional
         Not constant. Default: :func:`patch_normalized_input`.
     n : int or array_like, optional
@@ -614,7 +604,7 @@ def predicted_correlation(spec, x, ref=None, n=None):
     m = expected_map(one, x, "gbp")
     var = pixel_variance(one, x, "gbp").sum()
     if ref is None:
-        r = patch_normalized_input(x, spec)
+        r = patch_normalized_input(spec, x)
     mc, rc = m - m.mean(), r - r.mean()
     if not np.any(rc):
         raise ValueError("ref is constant: correlation is undefined")
@@ -630,9 +620,8 @@ def fcn_units_to_match(spec, x, n=None):
     Parameters
     ----------
     spec : RandomNetSpec
-        The random network (kind, N, kernel, stride, padding, weight stds). The CNN to match.
+        The CNN to match.
     x : array_like, shape (c, h, w)
-        The input image.
     n : int or array_like, optional
         The CNN's filter count(s) (default ``spec.n``).
 

@@ -244,7 +244,7 @@ def test_gbp_correlation_with_its_target_matches_predicted_correlation():
                    else randvis.fcn(n, input_shape=x.shape, n_classes=1, dtype=np.float64, rng=seed))
             spec = T.RandomNetSpec.from_network(net)
             g = randvis.visualize(net, x[None], target=0, methods=("gbp",))["gbp"][0]
-            r = T.patch_normalized_input(x, spec)
+            r = T.patch_normalized_input(spec, x)
             gc, rc = g - g.mean(), r - r.mean()
             a.append(np.sum(gc * rc))
             b.append(np.sum(gc * gc))

@@ -108,6 +108,16 @@ def flag(v, name, allow_none=False):
     return bool(v)
 
 
+def one_of(v, name, options, allow_none=False):
+    """``v`` if it is one of the strings ``options`` (``None`` passes if ``allow_none``)."""
+    if v is None and allow_none:
+        return None
+    if not isinstance(v, str) or v not in options:
+        raise ValueError(f"{name} must be one of {tuple(options)}{' or None' if allow_none else ''}, "
+                         f"got {short_repr(v)}")
+    return v
+
+
 def shape(v, name, ndim=None, form=None):
     """``v`` as a tuple of positive ints (of length ``ndim`` if given, else >= 1);
     ``form`` names the axes in messages, e.g. ``"(c, h, w)"``."""

@@ -171,15 +171,17 @@ def fgsm_flip(net, x, eps_grid, **kw):
     Returns
     -------
     FGSMResult
+        Its ``eps`` is the step size that flipped every sample (or the last
+        one tried, if none did).
 
     Examples
     --------
     >>> import numpy as np, randvis
-    >>> net = randvis.three_layer_cnn(8, input_shape=(3, 16, 16), dtype=np.float64, rng=0)
-    >>> x = np.random.default_rng(0).random((1, 3, 16, 16))
-    >>> res = fgsm_flip(net, x, [0.01, 0.1, 1.0, 10.0])
-    >>> bool(res.flipped.all())
-    True
+    >>> net = randvis.fcn(16, n_classes=4, input_shape=(3, 8, 8), dtype=np.float64, rng=1)
+    >>> batch = np.random.default_rng(2).random((2, 3, 8, 8))
+    >>> res = fgsm_flip(net, batch, [0.001, 0.01, 0.1, 1.0])
+    >>> res.eps, bool(res.flipped.all())
+    (0.1, True)
     """
     grid = _checks.real_array(eps_grid, "eps_grid")
     if grid.ndim != 1 or grid.size == 0:

@@ -45,6 +45,7 @@ stem and head widths not scaled)::
   ``MEAN_RGB = 127``, ``STDDEV_RGB = 128`` in ``efficientnet_lite_builder.py``;
   the ImageNet mean/std of the B-models' README does *not* apply: the
   checkpoint was trained on the 127/128 scaling). See
+  :func:`pixels_to_input` (and its inverse :func:`input_to_pixels`) and
   :func:`preprocess_efficientnet`.
 
 Examples
@@ -59,7 +60,6 @@ Examples
 """
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -68,11 +68,13 @@ import numpy as np
 
 from . import _checks
 from .layers import Conv2d, Dense, DepthwiseConv2d, GlobalAvgPool2d, ReLU6, Residual
+from .models import he_std
 from .network import Sequential
 
-__all__ = ["efficientnet_lite0", "preprocess_efficientnet", "imagenet_classes", "top_k",
-           "pretrained_weights_path", "fold_batchnorm", "LITE0_STAGES", "BN_EPS", "MEAN_RGB",
-           "STDDEV_RGB", "IMAGE_SIZE", "CROP_PADDING"]
+__all__ = ["efficientnet_lite0", "preprocess_efficientnet", "pixels_to_input", "input_to_pixels",
+           "imagenet_classes", "top_k", "pretrained_weights_path", "fold_batchnorm", "LITE0_STAGES",
+           "BN_EPS", "MEAN_RGB", "STDDEV_RGB", "INPUT_RANGE", "PIXEL_LEVEL", "IMAGE_SIZE",
+           "CROP_PADDING"]
 
 #: (repeats, kernel, stride of the first block, expand ratio, in channels, out channels)
 LITE0_STAGES = (
@@ -92,6 +94,10 @@ BN_EPS = 1e-3
 #: Lite models' input scaling on the 0-255 scale: (x - MEAN_RGB) / STDDEV_RGB
 MEAN_RGB = 127.0
 STDDEV_RGB = 128.0
+#: the network inputs of pixel values 0 and 1 (what :func:`pixels_to_input` gives for [0, 1])
+INPUT_RANGE = (-MEAN_RGB / STDDEV_RGB, (255.0 - MEAN_RGB) / STDDEV_RGB)
+#: one pixel level (1/255) in network-input units
+PIXEL_LEVEL = 1.0 / STDDEV_RGB
 #: training / evaluation resolution of Lite0
 IMAGE_SIZE = 224
 #: TF's evaluation crop keeps the central IMAGE_SIZE / (IMAGE_SIZE + CROP_PADDING) of the short side
@@ -247,9 +253,9 @@ def _random_params(rng):
     for _, _, name, shape in _param_spec():
         fan_in = int(np.prod(shape[1:]))
         gain = 1.0 if name.endswith("project") else 2.0
-        out[name + ".weight"] = rng.standard_normal(shape) * np.sqrt(gain / fan_in)
+        out[name + ".weight"] = rng.standard_normal(shape) * he_std(fan_in, gain)
         out[name + ".bias"] = np.zeros(shape[0])
-    out["fc.weight"] = rng.standard_normal((N_CLASSES, HEAD_CHANNELS)) * np.sqrt(1.0 / HEAD_CHANNELS)
+    out["fc.weight"] = rng.standard_normal((N_CLASSES, HEAD_CHANNELS)) * he_std(HEAD_CHANNELS, 1.0)
     out["fc.bias"] = np.zeros(N_CLASSES)
     return out
 
@@ -361,6 +367,64 @@ def efficientnet_lite0(weights="pretrained", dtype=np.float32, rng=None, input_s
 
 # --------------------------------------------------------------------------- input
 
+def pixels_to_input(pixels, dtype=None):
+    """Pixels in [0, 1] -> network input: TF Lite's ``(255 p - MEAN_RGB) / STDDEV_RGB``.
+
+    Elementwise, in the dtype of ``pixels`` (or ``dtype``): ``p * 255``, minus
+    127, divided by 128. Pixels 0 and 1 give :data:`INPUT_RANGE`; one pixel
+    level (1/255) is :data:`PIXEL_LEVEL` in input units.
+
+    Parameters
+    ----------
+    pixels : array_like
+        RGB values in [0, 1], any shape.
+    dtype : float32 or float64, optional
+        Cast ``pixels`` to this first (default: keep their dtype).
+
+    Returns
+    -------
+    ndarray, same shape as ``pixels``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pixels_to_input(np.array([0.0, 127 / 255, 1.0])).tolist()
+    [-0.9921875, 0.0, 1.0]
+    >>> pixels_to_input(np.ones(2), dtype=np.float32).dtype
+    dtype('float32')
+    """
+    p = _checks.real_array(pixels, "pixels")
+    if dtype is not None:
+        p = p.astype(_checks.float_dtype(dtype), copy=False)
+    return (p * 255.0 - MEAN_RGB) / STDDEV_RGB
+
+
+def input_to_pixels(x):
+    """Network input -> pixels: ``(x * STDDEV_RGB + MEAN_RGB) / 255``, the inverse of
+    :func:`pixels_to_input` (not clipped: inputs outside :data:`INPUT_RANGE` give
+    values outside [0, 1]).
+
+    Parameters
+    ----------
+    x : array_like
+        Network input, any shape.
+
+    Returns
+    -------
+    ndarray, same shape and dtype as ``x`` (float)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> input_to_pixels(np.array([INPUT_RANGE[0], 0.5 / 128, INPUT_RANGE[1]])).tolist()
+    [0.0, 0.5, 1.0]
+    >>> x = pixels_to_input(np.linspace(0, 1, 256))       # the 256 pixel levels
+    >>> bool(np.allclose(np.diff(x), PIXEL_LEVEL)), bool(np.allclose(input_to_pixels(x) * 255, range(256)))
+    (True, True)
+    """
+    return (_checks.real_array(x, "x") * STDDEV_RGB + MEAN_RGB) / 255.0
+
+
 def _crop_resize(chw, size, crop_padding):
     from PIL import Image
 
@@ -387,8 +451,9 @@ def preprocess_efficientnet(img, size=IMAGE_SIZE, crop_padding=CROP_PADDING):
        bicubic filter on float planes, which antialiases when shrinking, so
        pixels differ slightly from TF's on large images (classification is
        not sensitive to this). Values are clipped to [0, 1].
-    3. ``(x * 255 - 127) / 128``: TF's Lite input scaling (``MEAN_RGB`` 127,
-       ``STDDEV_RGB`` 128), giving values in about [-1, 1].
+    3. :func:`pixels_to_input`, ``(x * 255 - 127) / 128``: TF's Lite input
+       scaling (``MEAN_RGB`` 127, ``STDDEV_RGB`` 128), giving values in
+       :data:`INPUT_RANGE`.
 
     Parameters
     ----------
@@ -411,22 +476,16 @@ def preprocess_efficientnet(img, size=IMAGE_SIZE, crop_padding=CROP_PADDING):
     >>> x.shape, x.dtype, float(x[0, 0, 0, 0])
     ((1, 3, 224, 224), dtype('float32'), 0.00390625)
     """
-    a = np.asarray(img)
-    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.number):
-        raise TypeError(f"img must hold real numbers, got dtype {a.dtype}")
+    a = _checks.real_array(img, "img")
     if a.ndim == 3:
         a = a[None]
     if a.ndim != 4 or a.shape[1] != 3 or a.shape[0] == 0 or min(a.shape[2:]) < 1:
         raise ValueError(f"img must have shape (3, h, w) or (n, 3, h, w), got {np.shape(img)}")
-    if not np.isfinite(a).all():
-        raise ValueError("img contains NaN or Inf")
-    if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    if not isinstance(crop_padding, numbers.Integral) or isinstance(crop_padding, bool) or crop_padding < 0:
-        raise ValueError(f"crop_padding must be an integer >= 0, got {crop_padding!r}")
-    out = np.stack([_crop_resize(np.asarray(im, dtype=np.float32), int(size), int(crop_padding))
-                    for im in a])
-    return ((out * np.float32(255.0) - np.float32(MEAN_RGB)) / np.float32(STDDEV_RGB)).astype(np.float32)
+    _checks.finite_array(a, "img")
+    size = _checks.positive_int(size, "size")
+    crop_padding = _checks.nonnegative_int(crop_padding, "crop_padding")
+    out = np.stack([_crop_resize(np.asarray(im, dtype=np.float32), size, crop_padding) for im in a])
+    return pixels_to_input(out)
 
 
 # --------------------------------------------------------------------------- output
@@ -495,16 +554,14 @@ def top_k(logits, k=5, names=None):
     >>> [(i, name, round(p, 3)) for i, name, p in top_k(logits, k=2)]
     [(281, 'tabby', 0.124), (285, 'Egyptian cat', 0.045)]
     """
-    z = np.asarray(logits, dtype=np.float64)
+    z = _checks.real_array(logits, "logits").astype(np.float64)
     if z.ndim == 2 and z.shape[0] == 1:
         z = z[0]
     if z.ndim != 1 or z.size == 0:
         raise ValueError(f"logits must have shape (m,) or (1, m), got {np.shape(logits)} "
                          "(for a batch, call top_k on each row)")
-    if not np.isfinite(z).all():
-        raise ValueError("logits contain NaN or Inf")
-    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    _checks.finite_array(z, "logits")
+    k = _checks.positive_int(k, "k")
     if names is None:
         names = imagenet_classes() if z.size == N_CLASSES else [str(i) for i in range(z.size)]
     if len(names) != z.size:

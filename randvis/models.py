@@ -36,35 +36,62 @@ import numpy as np
 from . import _checks
 from . import kernels as K
 from . import limits
+from ._io import jsonable
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU, StreamedDense
 from .network import Sequential
 
-__all__ = ["three_layer_cnn", "fcn", "random_cnn", "vgg16", "memory_estimate", "MemoryEstimate",
-           "STREAM_THRESHOLD", "VGG16_BLOCKS"]
+__all__ = ["three_layer_cnn", "fcn", "random_cnn", "vgg16", "he_std", "memory_estimate",
+           "MemoryEstimate", "STREAM_THRESHOLD", "VGG16_BLOCKS", "VGG16_LAYERS", "VGG16_PARAMS"]
 
 #: dense layers with more weights than this are streamed by default (1 GiB in float32)
 STREAM_THRESHOLD = 1 << 28
 
 INITS = ("gaussian", "he", "paper")
+POOL_TYPES = ("max", "avg")
 
 #: VGG-16 configuration D: convolution widths per block
 VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+#: VGG-16's layers with parameters, in network order: conv1_1 ... conv5_3, fc6, fc7, fc8
+VGG16_LAYERS = tuple(f"conv{b}_{i}" for b, block in enumerate(VGG16_BLOCKS, 1)
+                     for i in range(1, len(block) + 1)) + ("fc6", "fc7", "fc8")
+#: VGG-16's 32 parameter tensors (16 layers x weight, bias), in network order
+VGG16_PARAMS = tuple(f"{layer}.{p}" for layer in VGG16_LAYERS for p in ("weight", "bias"))
 
 
-def _posint(v, name):
-    return _checks.positive_int(v, name)
+def he_std(fan_in, gain=2.0):
+    """The He initialisation scale ``sqrt(gain / fan_in)``.
 
+    ``gain`` 2 keeps the activations' second moment through ReLU layers (He et
+    al., 2015); ``gain`` 1 is LeCun's scale, for layers with no ReLU after
+    them.
 
-def _check_init(init):
-    if not isinstance(init, str) or init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {_checks.short_repr(init)}")
+    Parameters
+    ----------
+    fan_in : int
+        Inputs of one output unit: ``c * kh * kw`` for a convolution, the
+        input features of a dense layer.
+    gain : float
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> he_std(8), he_std(3 * 7 * 7) == (2 / 147) ** 0.5
+    (0.5, True)
+    >>> he_std(4, gain=1.0)
+    0.5
+    """
+    fan_in = _checks.positive_int(fan_in, "fan_in")
+    return float(np.sqrt(_checks.positive_real(gain, "gain") / fan_in))
 
 
 def _std(init, std, fan_in):
     if init == "paper":
         return 0.1
     if std is None or init == "he":
-        return float(np.sqrt(2.0 / fan_in))
+        return he_std(fan_in)
     return _checks.positive_real(std, "standard deviation")
 
 
@@ -128,17 +155,11 @@ def _pool_spec(pool):
                         f"got {pool!r} ({exc})") from None
 
 
-def _check_pool_type(pool_type):
-    if not isinstance(pool_type, str) or pool_type not in ("max", "avg"):
-        raise ValueError(f"pool_type must be 'max' or 'avg', got {_checks.short_repr(pool_type)}")
-    return pool_type
-
-
 def _pool(pool, pool_type, name):
     spec = _pool_spec(pool)
     if spec is None:
         return None
-    cls = {"max": MaxPool2d, "avg": AvgPool2d}[_check_pool_type(pool_type)]
+    cls = {"max": MaxPool2d, "avg": AvgPool2d}[_checks.one_of(pool_type, "pool_type", POOL_TYPES)]
     return cls(spec[0], spec[1], padding="valid", name=name)
 
 
@@ -300,13 +321,13 @@ def _same(a, b):
 
 def _args_three_layer_cnn(a):
     v = dict(a)
-    v["n_filters"] = _posint(a["n_filters"], "n_filters")
-    v["kernel_size"] = _posint(a["kernel_size"], "kernel_size")
+    v["n_filters"] = _checks.positive_int(a["n_filters"], "n_filters")
+    v["kernel_size"] = _checks.positive_int(a["kernel_size"], "kernel_size")
     v["stride_pair"] = K.as_pair(a["stride"], "stride")
     K.resolve_padding(a["padding"], (1, 1), (1, 1), (1, 1))  # validates the spec
-    v["n_classes"] = _posint(a["n_classes"], "n_classes")
+    v["n_classes"] = _checks.positive_int(a["n_classes"], "n_classes")
     v["pool_spec"] = _pool_spec(a["pool"])
-    _check_pool_type(a["pool_type"])
+    _checks.one_of(a["pool_type"], "pool_type", POOL_TYPES)
     v["input_shape"] = _checks.image_shape(a["input_shape"])
     return _random_head_args(a, v)
 
@@ -315,7 +336,7 @@ def _random_head_args(a, v):
     """The arguments three_layer_cnn and fcn share: stds, init, dtype, streaming."""
     v["w_std"] = _checks.positive_real(a["w_std"], "w_std", allow_none=True)
     v["v_std"] = _checks.positive_real(a["v_std"], "v_std", allow_none=True)
-    _check_init(a["init"])
+    _checks.one_of(a["init"], "init", INITS)
     v["dtype"] = _checks.float_dtype(a["dtype"])
     v["stream"] = _checks.flag(a["stream"], "stream", allow_none=True)
     return v
@@ -341,8 +362,8 @@ def _plan_three_layer_cnn(v, call):
 
 def _args_fcn(a):
     v = dict(a)
-    v["n_hidden"] = _posint(a["n_hidden"], "n_hidden")
-    v["n_classes"] = _posint(a["n_classes"], "n_classes")
+    v["n_hidden"] = _checks.positive_int(a["n_hidden"], "n_hidden")
+    v["n_classes"] = _checks.positive_int(a["n_classes"], "n_classes")
     v["input_shape"] = _checks.shape(a["input_shape"], "input_shape")
     return _random_head_args(a, v)
 
@@ -358,15 +379,15 @@ def _plan_fcn(v, call):
 
 def _args_random_cnn(a):
     v = dict(a)
-    v["depth"] = _posint(a["depth"], "depth")
-    v["width"] = _posint(a["width"], "width")
-    v["kernel_size"] = _posint(a["kernel_size"], "kernel_size")
+    v["depth"] = _checks.positive_int(a["depth"], "depth")
+    v["width"] = _checks.positive_int(a["width"], "width")
+    v["kernel_size"] = _checks.positive_int(a["kernel_size"], "kernel_size")
     if a["pool_every"] is not None:
-        _posint(a["pool_every"], "pool_every")
-    _check_pool_type(a["pool_type"])
-    v["n_classes"] = _posint(a["n_classes"], "n_classes")
+        _checks.positive_int(a["pool_every"], "pool_every")
+    _checks.one_of(a["pool_type"], "pool_type", POOL_TYPES)
+    v["n_classes"] = _checks.positive_int(a["n_classes"], "n_classes")
     v["input_shape"] = _checks.image_shape(a["input_shape"])
-    _check_init(a["init"])
+    _checks.one_of(a["init"], "init", INITS)
     v["std"] = _checks.positive_real(a["std"], "std", allow_none=True)
     v["dtype"] = _checks.float_dtype(a["dtype"])
     v["stream"] = _checks.flag(a["stream"], "stream", allow_none=True)
@@ -397,22 +418,22 @@ def _args_vgg16(a):
     v["dtype"] = _checks.float_dtype(a["dtype"])
     if a["weights"] is not None:
         if a["n_classes"] is not None:
-            _posint(a["n_classes"], "n_classes")
+            _checks.positive_int(a["n_classes"], "n_classes")
         return v
-    v["n_classes"] = _posint(a["n_classes"], "n_classes")
+    v["n_classes"] = _checks.positive_int(a["n_classes"], "n_classes")
     shape = v["input_shape"] = _checks.image_shape(a["input_shape"])
     if shape[1] % 32 or shape[2] % 32:
         raise ValueError(f"VGG-16 needs h and w divisible by 32 (five 2x2 poolings), "
                          f"got input_shape {shape}")
-    _check_init(a["init"])
+    _checks.one_of(a["init"], "init", INITS)
     widths = [b[0] for b in VGG16_BLOCKS] if a["widths"] is None else a["widths"]
     if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__"):
         raise TypeError(f"widths must be a sequence of 5 positive integers, got {_checks.short_repr(widths)}")
     if len(widths) != 5:
         raise ValueError(f"widths must give 5 block widths, got {_checks.short_repr(widths)}")
-    v["widths"] = [_posint(wd, f"widths[{i}]") for i, wd in enumerate(widths)]
-    v["fc_width"] = _posint(a["fc_width"], "fc_width")
-    _check_pool_type(a["pool_type"])
+    v["widths"] = [_checks.positive_int(wd, f"widths[{i}]") for i, wd in enumerate(widths)]
+    v["fc_width"] = _checks.positive_int(a["fc_width"], "fc_width")
+    _checks.one_of(a["pool_type"], "pool_type", POOL_TYPES)
     return v
 
 
@@ -528,6 +549,8 @@ def three_layer_cnn(n_filters, kernel_size=7, stride=1, padding="same", n_classe
     Returns
     -------
     Sequential
+        Layers ``conv1``, ``relu1``, [``pool1``], ``flatten``, ``fc``; ``net.info``
+        records the stds used.
 
     Examples
     --------
@@ -551,7 +574,7 @@ def three_layer_cnn(n_filters, kernel_size=7, stride=1, padding="same", n_classe
     info = {"builder": "three_layer_cnn", "n_filters": n, "kernel_size": k, "stride": stride,
             "padding": padding, "pool": pool, "pool_type": pool_type, "init": init,
             "w_std": w_std, "v_std": v_std}
-    return Sequential(layers, input_shape, dtype, _jsonable(info))
+    return Sequential(layers, input_shape, dtype, jsonable(info))
 
 
 def fcn(n_hidden, n_classes=10, input_shape=(3, 224, 224), w_std=None, v_std=None,
@@ -579,6 +602,7 @@ def fcn(n_hidden, n_classes=10, input_shape=(3, 224, 224), w_std=None, v_std=Non
     Returns
     -------
     Sequential
+        Layers ``flatten``, ``fc1``, ``relu1``, ``fc2``.
 
     Examples
     --------
@@ -627,6 +651,8 @@ def random_cnn(depth, width=64, kernel_size=3, pool_every=None, pool_type="max",
     Returns
     -------
     Sequential
+        Layers ``conv<i>``, ``relu<i>`` (a ``pool<j>`` after every ``pool_every``
+        of them), ``flatten``, ``fc``.
 
     Examples
     --------
@@ -671,10 +697,11 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
     fc_width : int
     pool_type : "max" or "avg"
         "avg" gives the average-pooling ablation.
-    weights : path, optional
-        Trained weights (randvis npz, the paper's ``vgg16_weights.npz``, a
-        PyTorch VGG-16 state_dict or Keras .h5; see :func:`randvis.weights.load_vgg16`).
-        The architecture then comes from the file.
+    weights : path or VGG16Weights, optional
+        Trained weights: a file (randvis npz, the paper's ``vgg16_weights.npz``,
+        a PyTorch VGG-16 state_dict or Keras .h5), read by
+        :func:`randvis.weights.read_vgg16`, or what that function returned.
+        The architecture then comes from the weights.
     sha256 : str, optional
         Expected digest of the weight file.
     dtype : float32 or float64
@@ -684,36 +711,60 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
     Returns
     -------
     Sequential
+        ``net.info`` holds ``widths``, ``fc_width``, ``pool_type`` and either
+        ``init`` or the ``weights``' provenance.
 
     Examples
     --------
     >>> net = vgg16(n_classes=10, input_shape=(3, 32, 32), widths=(4, 4, 8, 8, 8), fc_width=16, rng=0)
     >>> net.layers[-1].name, net.n_classes
     ('fc8', 10)
+    >>> list(net.parameters()) == list(VGG16_PARAMS)
+    True
     """
     a = _checked("vgg16", locals())
     if weights is not None:
-        from .weights import load_vgg16
+        return _trained_vgg16(weights, n_classes, a["dtype"], sha256)
+    rng, fcw = a["rng"], a["fc_width"]
+    info = {"builder": "vgg16", "init": init, "widths": a["widths"], "fc_width": fcw, "pool_type": pool_type}
+    return _vgg16_net(
+        a["input_shape"], a["widths"], fcw, a["n_classes"], pool_type, a["dtype"], info,
+        conv=lambda name, c_in, c_out: _conv(rng, c_out, c_in, 3, init, bias=True, name=name),
+        dense=lambda name, n_in, n_out: _dense(rng, n_out, n_in, init, bias=True, stream=False,
+                                               name=name))
 
-        net = load_vgg16(weights, dtype=dtype, sha256=sha256)
-        if n_classes not in (None, 1000, net.n_classes):
-            raise ValueError(f"n_classes={n_classes} but {weights} has {net.n_classes} classes")
-        return net
-    rng, input_shape, dtype, widths = a["rng"], a["input_shape"], a["dtype"], a["widths"]
+
+def _trained_vgg16(weights, n_classes, dtype, sha256):
+    """VGG-16 with the parameters of ``weights`` (a file, or what read_vgg16 returned)."""
+    from .weights import VGG16Weights, read_vgg16
+
+    w = weights if isinstance(weights, VGG16Weights) else read_vgg16(weights, dtype=dtype, sha256=sha256)
+    if n_classes not in (None, 1000, w.n_classes):
+        raise ValueError(f"n_classes={n_classes} but {weights} has {w.n_classes} classes")
+    p = w.params
+    info = {"builder": "vgg16", "widths": list(w.widths), "fc_width": w.fc_width,
+            "pool_type": w.pool_type, "weights": w.info}
+    return _vgg16_net(
+        w.input_shape, w.widths, w.fc_width, w.n_classes, w.pool_type, dtype, info,
+        conv=lambda name, c_in, c_out: Conv2d(p[f"{name}.weight"], p[f"{name}.bias"], name=name),
+        dense=lambda name, n_in, n_out: Dense(p[f"{name}.weight"], p[f"{name}.bias"], name=name))
+
+
+def _vgg16_net(input_shape, widths, fc_width, n_classes, pool_type, dtype, info, conv, dense):
+    """VGG-16's layers, in order: ``conv(name, c_in, c_out)`` and ``dense(name, n_in,
+    n_out)`` make the layers with parameters (called in network order, the order
+    the random builder draws in)."""
     layers, c = [], input_shape[0]
     for bi, (block, wdt) in enumerate(zip(VGG16_BLOCKS, widths), start=1):
         for li in range(1, len(block) + 1):
-            layers += [_conv(rng, wdt, c, 3, init, bias=True, name=f"conv{bi}_{li}"),
-                       ReLU(name=f"relu{bi}_{li}")]
+            layers += [conv(f"conv{bi}_{li}", c, wdt), ReLU(name=f"relu{bi}_{li}")]
             c = wdt
         layers.append(_pool(2, pool_type, f"pool{bi}"))
     layers.append(Flatten(name="flatten"))
     feat = c * (input_shape[1] // 32) * (input_shape[2] // 32)
-    fcw = a["fc_width"]
-    layers += [_dense(rng, fcw, feat, init, bias=True, stream=False, name="fc6"), ReLU(name="relu6"),
-               _dense(rng, fcw, fcw, init, bias=True, stream=False, name="fc7"), ReLU(name="relu7"),
-               _dense(rng, a["n_classes"], fcw, init, bias=True, stream=False, name="fc8")]
-    info = {"builder": "vgg16", "init": init, "widths": widths, "fc_width": fcw, "pool_type": pool_type}
+    layers += [dense("fc6", feat, fc_width), ReLU(name="relu6"),
+               dense("fc7", fc_width, fc_width), ReLU(name="relu7"),
+               dense("fc8", fc_width, n_classes)]
     return Sequential(layers, input_shape, dtype, info)
 
 
@@ -722,14 +773,6 @@ _RULES = {"three_layer_cnn": (_args_three_layer_cnn, _plan_three_layer_cnn),
           "fcn": (_args_fcn, _plan_fcn),
           "random_cnn": (_args_random_cnn, _plan_random_cnn),
           "vgg16": (_args_vgg16, _plan_vgg16)}
-
-
-def _jsonable(v):
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(t) for t in v]
-    if isinstance(v, dict):
-        return {k: _jsonable(t) for k, t in v.items()}
-    return v
 
 
 def _feature_size(layers, input_shape, dtype):

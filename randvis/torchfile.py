@@ -1,4 +1,4 @@
-"""Read (and write) PyTorch ``state_dict`` checkpoints without PyTorch.
+"""Read PyTorch ``state_dict`` checkpoints without PyTorch.
 
 :func:`load_state_dict` reads both serialisations that ``torch.save`` writes:
 
@@ -17,13 +17,11 @@ relatives, the ``torch.*Storage`` types and ``torch`` dtypes), each to a
 stand-in defined here: torch is never imported, and a pickle that names
 anything else (``os.system``, ``builtins.eval``, ``subprocess.Popen``, a
 model class, ...) raises :class:`UnsafeCheckpointError` before anything it
-names could run. Only the tensors of the selected state_dict are read from
+names could run. Before that, :func:`randvis.safeio.scan_pickle` walks the
+pickle's opcodes and refuses one that nests too deep or holds too many items,
+objects or bytes. Only the tensors of the selected state_dict are read from
 disk; every tensor comes back as an independent, C-contiguous NumPy array
 (bfloat16 as float32).
-
-:func:`save_state_dict` writes a dict of NumPy arrays in the zip
-serialisation, readable by ``torch.load(path, weights_only=True)`` and by
-:func:`load_state_dict`.
 """
 from __future__ import annotations
 
@@ -38,11 +36,11 @@ import zipfile
 
 import numpy as np
 
-from ._io import atomic_write
 from .limits import check_memory, format_bytes
+from .safeio import PickleScanError, scan_pickle
 
-__all__ = ["load_state_dict", "save_state_dict", "StateDict", "CheckpointError",
-           "UnsafeCheckpointError", "WRAPPER_KEYS"]
+__all__ = ["load_state_dict", "StateDict", "CheckpointError", "UnsafeCheckpointError",
+           "WRAPPER_KEYS"]
 
 #: top-level keys under which training checkpoints keep the model's state_dict
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
@@ -50,15 +48,8 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
 
-#: deepest nesting of containers a checkpoint's pickle may have
-MAX_PICKLE_DEPTH = 100
-#: most items in one tuple, list, dict or set of a pickle
-MAX_PICKLE_ITEMS = 1_000_000
-#: most objects (opcodes) in one pickle
-MAX_PICKLE_OBJECTS = 2_000_000
-#: longest string, bytes or integer (in bytes) in a pickle
-MAX_PICKLE_STRING = 16 << 20
-#: largest ``data.pkl`` record of a zip checkpoint
+#: largest ``data.pkl`` record of a zip checkpoint (the pickle's own bounds:
+#: :func:`randvis.safeio.scan_pickle`)
 MAX_PICKLE_BYTES = 64 << 20
 
 
@@ -407,230 +398,6 @@ class _Unpickler(pickle.Unpickler):
 
 
 # ---------------------------------------------------------------------------
-# a structural scan of a pickle, before anything in it is built
-# ---------------------------------------------------------------------------
-
-class _Shape:
-    """What the scan knows of one object: how deep it nests, how many items it
-    holds, and which containers hold it (so that growing it deepens them):
-    ``parents`` is None, the one container, or a list of them."""
-
-    __slots__ = ("depth", "items", "parents")
-
-    def __init__(self, depth=0):
-        self.depth, self.items, self.parents = depth, 0, None
-
-
-#: every int, string, global ...: they hold nothing and never grow, so they share one shape
-_ATOM = _Shape(0)
-
-# opcode -> (stack effect, argument length) for every opcode of protocols 0-5;
-# effects: "atom" pushes a leaf, "new" pushes an empty container, "build"
-# pops n items (or a marked slice, n None) into a new object, "add" pops n
-# items (or a marked slice) into the object below them; argument lengths:
-# an int is a fixed size, "line" / "lines2" newline-terminated, "len1", "len4",
-# "len8" a length prefix of that many bytes
-_OPS = {
-    b"I": ("atom", "line"), b"J": ("atom", 4), b"K": ("atom", 1), b"M": ("atom", 2),
-    b"L": ("atom", "line"), b"\x8a": ("atom", "len1"), b"\x8b": ("atom", "len4"),
-    b"S": ("atom", "line"), b"T": ("atom", "len4"), b"U": ("atom", "len1"),
-    b"B": ("atom", "len4"), b"C": ("atom", "len1"), b"\x8e": ("atom", "len8"),
-    b"\x96": ("atom", "len8"), b"N": ("atom", 0), b"\x88": ("atom", 0), b"\x89": ("atom", 0),
-    b"V": ("atom", "line"), b"\x8c": ("atom", "len1"), b"X": ("atom", "len4"),
-    b"\x8d": ("atom", "len8"), b"F": ("atom", "line"), b"G": ("atom", 8),
-    b"\x82": ("atom", 1), b"\x83": ("atom", 2), b"\x84": ("atom", 4),
-    b"c": ("atom", "lines2"), b"P": ("atom", "line"),
-    b"]": ("new", 0), b"}": ("new", 0), b"\x8f": ("new", 0), b")": ("new", 0),
-    b"l": ("build", 0), b"t": ("build", 0), b"d": ("build", 0), b"\x91": ("build", 0),
-    b"i": ("build", "lines2"), b"o": ("build", 0),
-    b"\x85": ("build1", 0), b"\x86": ("build2", 0), b"\x87": ("build3", 0),
-    b"R": ("build2", 0), b"\x81": ("build2", 0), b"\x92": ("build3", 0),
-    b"\x93": ("build2", 0), b"Q": ("build1", 0),
-    b"a": ("add1", 0), b"s": ("add2", 0), b"b": ("add1", 0),
-    b"e": ("add", 0), b"u": ("add", 0), b"\x90": ("add", 0),
-    b"0": ("pop", 0), b"2": ("dup", 0), b"(": ("mark", 0), b"1": ("popmark", 0),
-    b"g": ("get", "line"), b"h": ("get", 1), b"j": ("get", 4),
-    b"p": ("put", "line"), b"q": ("put", 1), b"r": ("put", 4), b"\x94": ("memoize", 0),
-    b"\x80": ("none", 1), b"\x95": ("none", 8), b".": ("stop", 0),
-}
-_INT_OPS = {b"J": "<i", b"K": "<B", b"M": "<H", b"h": "<B", b"j": "<I", b"q": "<B", b"r": "<I"}
-_LEN_PREFIX = {"len1": ("<B", 1), "len4": ("<I", 4), "len8": ("<Q", 8)}
-_SHORT = {b"\x8a", b"\x8b", b"I", b"L", b"J", b"K", b"M", b"F", b"g", b"p"}
-
-
-class _Scan:
-    """Walks a pickle's opcodes and tracks only the shape of what they would build."""
-
-    def __init__(self, fh, path):
-        self.fh, self.path = fh, path
-        self.stack, self.marks, self.memo = [], [], {}
-        self.objects = self.work = 0
-
-    def fail(self, what):
-        raise CheckpointError(f"{self.path}: {what}; refused before unpickling")
-
-    def read(self, n):
-        data = self.fh.read(n)
-        if len(data) != n:
-            raise CheckpointError(f"{self.path}: truncated or corrupt pickle (it ends inside an "
-                                  "opcode)")
-        return data
-
-    def skip(self, n, code):
-        limit = 64 if code in _SHORT else MAX_PICKLE_STRING
-        if n > limit:
-            what = "an integer" if code in _SHORT else "a string"
-            self.fail(f"{what} of {n:,} bytes in the pickle, more than the limit of {limit:,} bytes")
-        if hasattr(self.fh, "seekable") and self.fh.seekable():
-            here = self.fh.tell()
-            end = self.fh.seek(0, io.SEEK_END)
-            if here + n > end:
-                raise CheckpointError(f"{self.path}: truncated or corrupt pickle (a string runs "
-                                      "past the end)")
-            self.fh.seek(here + n)
-        else:
-            self.read(n)
-
-    def line(self, code):
-        limit = 64 if code in _SHORT else MAX_PICKLE_STRING
-        data = self.fh.readline(limit + 1)
-        if not data.endswith(b"\n"):
-            if len(data) > limit:
-                self.fail(f"a text field of more than {limit:,} bytes in the pickle")
-            raise CheckpointError(f"{self.path}: truncated or corrupt pickle (unterminated line)")
-        return data[:-1]
-
-    def argument(self, code, kind):
-        if kind == "line":
-            return self.line(code)
-        if kind == "lines2":
-            return self.line(code), self.line(code)
-        if kind in _LEN_PREFIX:
-            fmt, size = _LEN_PREFIX[kind]
-            self.skip(struct.unpack(fmt, self.read(size))[0], code)
-            return None
-        data = self.read(kind)
-        return struct.unpack(_INT_OPS[code], data)[0] if code in _INT_OPS else data
-
-    def pop(self):
-        if not self.stack:
-            raise CheckpointError(f"{self.path}: corrupt pickle (stack underflow)")
-        return self.stack.pop()
-
-    def pop_mark(self):
-        if not self.marks:
-            raise CheckpointError(f"{self.path}: corrupt pickle (no mark)")
-        items, self.stack = self.stack, self.marks.pop()
-        return items
-
-    def deepen(self, node, depth):
-        """Raise ``node`` to ``depth`` and every container holding it accordingly."""
-        todo = [(node, depth)]
-        while todo:
-            node, depth = todo.pop()
-            if depth <= node.depth:
-                continue
-            if depth > MAX_PICKLE_DEPTH:
-                self.fail(f"containers nested deeper than the limit of {MAX_PICKLE_DEPTH} "
-                          f"(depth > {MAX_PICKLE_DEPTH}, or a recursive structure)")
-            node.depth = depth
-            held = node.parents
-            if held is None:
-                continue
-            held = held if isinstance(held, list) else [held]
-            self.work += len(held)
-            if self.work > 4 * MAX_PICKLE_OBJECTS:
-                self.fail("a structure too entangled to check")
-            todo.extend((p, depth + 1) for p in held)
-
-    def add(self, node, items, pairs=False):
-        node.items += len(items) // 2 if pairs else len(items)
-        if node.items > MAX_PICKLE_ITEMS:
-            self.fail(f"a container of {node.items:,} items, more than the limit of "
-                      f"{MAX_PICKLE_ITEMS:,}")
-        deepest = 0
-        for item in items:
-            if item is not _ATOM:
-                held = item.parents
-                if held is None:
-                    item.parents = node
-                elif isinstance(held, list):
-                    held.append(node)
-                else:
-                    item.parents = [held, node]
-                deepest = max(deepest, item.depth)
-        if items:
-            self.deepen(node, deepest + 1)
-
-    def run(self):
-        """Scan up to and including STOP; the stream is left after it."""
-        while True:
-            code = self.fh.read(1)
-            if not code:
-                raise CheckpointError(f"{self.path}: truncated or corrupt pickle (no STOP opcode)")
-            op = _OPS.get(code)
-            if op is None:
-                raise CheckpointError(f"{self.path}: corrupt pickle (unknown opcode {code!r})")
-            effect, kind = op
-            arg = self.argument(code, kind) if kind else None
-            self.objects += 1
-            if self.objects > MAX_PICKLE_OBJECTS:
-                self.fail(f"more than the limit of {MAX_PICKLE_OBJECTS:,} objects in the pickle")
-            if effect == "atom":
-                self.stack.append(_ATOM)
-            elif effect == "new":
-                self.stack.append(_Shape(1))
-            elif effect.startswith("build"):
-                items = self.pop_mark() if effect == "build" else \
-                    [self.pop() for _ in range(int(effect[-1]))][::-1]
-                node = _Shape(1)
-                self.add(node, items, pairs=code == b"d")
-                self.stack.append(node)
-            elif effect.startswith("add"):
-                items = self.pop_mark() if effect == "add" else \
-                    [self.pop() for _ in range(int(effect[-1]))][::-1]
-                if not self.stack:
-                    raise CheckpointError(f"{self.path}: corrupt pickle (nothing to add to)")
-                self.add(self.stack[-1], items, pairs=code in (b"s", b"u"))
-            elif effect == "pop":
-                if self.stack:
-                    self.stack.pop()
-                else:
-                    self.pop_mark()
-            elif effect == "dup":
-                top = self.pop()
-                self.stack += [top, top]
-            elif effect == "mark":
-                self.marks.append(self.stack)
-                self.stack = []
-            elif effect == "popmark":
-                self.pop_mark()
-            elif effect == "get":
-                key = int(arg) if isinstance(arg, bytes) else arg
-                if key not in self.memo:
-                    raise CheckpointError(f"{self.path}: corrupt pickle (memo key {key} missing)")
-                self.stack.append(self.memo[key])
-            elif effect in ("put", "memoize"):
-                if not self.stack:
-                    raise CheckpointError(f"{self.path}: corrupt pickle (nothing to memoize)")
-                key = len(self.memo) if effect == "memoize" else \
-                    (int(arg) if isinstance(arg, bytes) else arg)
-                self.memo[key] = self.stack[-1]
-            elif effect == "stop":
-                self.pop()
-                return
-
-
-def _scan_pickle(fh, path):
-    try:
-        _Scan(fh, path).run()
-    except (ValueError, struct.error) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
-        raise CheckpointError(f"{path}: corrupt pickle ({exc})") from None
-
-
-# ---------------------------------------------------------------------------
 # the two serialisations
 # ---------------------------------------------------------------------------
 
@@ -638,7 +405,10 @@ def _restricted_load(fh, path, persistent_load=None):
     """Scan the pickle at ``fh``'s position, then unpickle it with the restricted
     unpickler; ``fh`` is left after the pickle."""
     start = fh.tell()
-    _scan_pickle(fh, path)
+    try:
+        scan_pickle(fh, path)
+    except PickleScanError as exc:
+        raise CheckpointError(str(exc)) from None
     fh.seek(start)
     try:
         return _Unpickler(fh, path, persistent_load).load()
@@ -918,13 +688,15 @@ def load_state_dict(path):
 
     Examples
     --------
-    >>> import os, tempfile, numpy as np
-    >>> path = os.path.join(tempfile.mkdtemp(), "w.pth")
-    >>> _ = save_state_dict({"fc.weight": np.ones((2, 3), np.float32),
-    ...                      "bn.num_batches_tracked": np.array(7)}, path)
-    >>> sd = load_state_dict(path)
-    >>> sd["fc.weight"].shape, int(sd["bn.num_batches_tracked"]), sd.format
-    ((2, 3), 7, 'zip')
+    >>> import os, pickle, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "evil.pth")
+    >>> with open(path, "wb") as fh:                    # a pickle that would run os.system
+    ...     _ = fh.write(pickle.dumps(os.system, protocol=2))
+    >>> try:
+    ...     load_state_dict(path)
+    ... except UnsafeCheckpointError as exc:
+    ...     print(str(exc).split(": ", 1)[1])
+    refused to load global ...system: a state_dict checkpoint needs only tensors, storages and OrderedDict (nothing from the file was executed)
     """
     path = os.fspath(path)
     notes = []
@@ -957,112 +729,3 @@ def load_state_dict(path):
     out = StateDict(arrays)
     out.path, out.format, out.notes = path, fmt, notes
     return out
-
-
-# ---------------------------------------------------------------------------
-# writing (zip serialisation), for tests and for exporting without torch
-# ---------------------------------------------------------------------------
-
-_NP_TO_STORAGE = {np.dtype(v.raw): k for k, v in _STORAGE_NAMES.items() if v.name != "bfloat16"}
-
-
-def _p_int(n):
-    n = int(n)
-    if 0 <= n < 256:
-        return b"K" + bytes([n])
-    if 0 <= n < 65536:
-        return b"M" + struct.pack("<H", n)
-    if -(1 << 31) <= n < (1 << 31):
-        return b"J" + struct.pack("<i", n)
-    b = pickle.encode_long(n)
-    return b"\x8a" + bytes([len(b)]) + b
-
-
-def _p_str(s):
-    b = s.encode("utf-8")
-    return b"X" + struct.pack("<I", len(b)) + b
-
-
-def _p_global(module, name):
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-
-
-def _p_tuple(items):
-    return b"(" + b"".join(items) + b"t"
-
-
-def _state_dict_pickle(entries):
-    """Protocol-2 pickle of an OrderedDict of tensors, as torch.save writes it."""
-    out = [b"\x80\x02", _p_global("collections", "OrderedDict"), b")R", b"("]
-    for i, (key, arr) in enumerate(entries):
-        strides = tuple(s // arr.itemsize for s in arr.strides) if arr.size else (1,) * arr.ndim
-        pid = _p_tuple([_p_str("storage"), _p_global("torch", _NP_TO_STORAGE[arr.dtype]),
-                        _p_str(str(i)), _p_str("cpu"), _p_int(arr.size)]) + b"Q"
-        args = _p_tuple([pid, _p_int(0), _p_tuple([_p_int(n) for n in arr.shape]),
-                         _p_tuple([_p_int(s) for s in strides]), b"\x89",
-                         _p_global("collections", "OrderedDict") + b")R"])
-        out += [_p_str(key), _p_global("torch._utils", "_rebuild_tensor_v2"), args, b"R"]
-    out += [b"u", b"."]
-    return b"".join(out)
-
-
-def save_state_dict(state_dict, path, archive_name="archive"):
-    """Write ``{name: array}`` as a PyTorch checkpoint (zip serialisation), without torch.
-
-    The file is what ``torch.save(state_dict, path)`` writes for CPU tensors:
-    ``torch.load(path, weights_only=True)`` and :func:`load_state_dict` read
-    it. The write is atomic.
-
-    Parameters
-    ----------
-    state_dict : mapping of str to array_like
-        Arrays of float64/float32/float16/int64/int32/int16/int8/uint8/bool
-        (0-d arrays included); stored C-contiguous, little-endian.
-    path : str or os.PathLike
-    archive_name : str
-        The folder name inside the archive (torch uses the file's stem; any works).
-
-    Returns
-    -------
-    str
-        ``path``.
-
-    Examples
-    --------
-    >>> import os, tempfile, numpy as np
-    >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
-    >>> _ = save_state_dict({"w": np.arange(6.0).reshape(2, 3)}, path)
-    >>> load_state_dict(path)["w"][1]
-    array([3., 4., 5.])
-    """
-    entries = []
-    for key, value in state_dict.items():
-        if not isinstance(key, str):
-            raise TypeError(f"state_dict keys must be strings, got {key!r}")
-        arr = np.asarray(value)
-        if arr.dtype not in _NP_TO_STORAGE and arr.dtype.newbyteorder("=") in _NP_TO_STORAGE:
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        if arr.dtype not in _NP_TO_STORAGE:
-            raise TypeError(f"{key!r}: dtype {arr.dtype} has no PyTorch storage type")
-        entries.append((key, np.array(arr, dtype=arr.dtype.newbyteorder("<"), order="C")))
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", archive_name):
-        raise ValueError(f"archive_name must be a plain folder name, got {archive_name!r}")
-    pkl = _state_dict_pickle(entries)
-
-    def write(tmp):
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-            def add(name, data, align=False):
-                info = zipfile.ZipInfo(f"{archive_name}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
-                if align:  # torch aligns storage data to 64 bytes (for mmap)
-                    start = zf.fp.tell() + 30 + len(info.filename.encode()) + 4
-                    info.extra = b"FB" + struct.pack("<H", -start % 64) + b"Z" * (-start % 64)
-                zf.writestr(info, data)
-
-            add("data.pkl", pkl)
-            add("byteorder", b"little")
-            for i, (_, arr) in enumerate(entries):
-                add(f"data/{i}", arr.tobytes(), align=True)
-            add("version", b"3\n")
-        return tmp
-
-    return atomic_write(path, write)

@@ -1,6 +1,9 @@
-"""Trained VGG-16 weights: load them, check them, convert them to randvis' layout.
+"""Trained VGG-16 weights: read them, check them, convert them to randvis' layout.
 
-Four sources are understood, detected from the file's content:
+:func:`read_vgg16` turns a weights file into randvis-named arrays and the
+network's dimensions (:class:`VGG16Weights`); :func:`randvis.models.vgg16`
+builds the network from them (:func:`load_vgg16` does both). Four sources are
+understood, detected from the file's content:
 
 ``"randvis"`` (``.npz``)
     What :meth:`Sequential.save <randvis.network.Sequential.save>` writes
@@ -53,25 +56,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _checks
 from ._io import atomic_savez, file_sha256
-from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
 from .limits import ResourceLimitError, check_memory
-from .network import Sequential, _read_architecture
+from .models import VGG16_BLOCKS, VGG16_LAYERS, VGG16_PARAMS, vgg16
+from .network import _read_architecture
 from .safeio import NpzError, NpzReader
 from .torchfile import CheckpointError, load_state_dict
 
-__all__ = ["load_vgg16", "save_vgg16_paper_npz", "convert", "ConversionReport", "WeightsError",
-           "FORMATS", "VGG16_PARAMS"]
+__all__ = ["read_vgg16", "load_vgg16", "save_vgg16_paper_npz", "convert", "VGG16Weights",
+           "ConversionReport", "WeightsError", "FORMATS", "VGG16_PARAMS"]
 
-#: the source formats :func:`load_vgg16` and :func:`convert` read
+#: the source formats :func:`read_vgg16` and :func:`convert` read
 FORMATS = ("randvis", "paper", "torch", "keras")
 
-_BLOCKS = (2, 2, 3, 3, 3)
-_CONVS = tuple(f"conv{b}_{i}" for b, n in enumerate(_BLOCKS, 1) for i in range(1, n + 1))
-_FCS = ("fc6", "fc7", "fc8")
-
-#: randvis' names of VGG-16's 32 parameter tensors (16 layers x weight, bias), in network order
-VGG16_PARAMS = tuple(f"{layer}.{p}" for layer in _CONVS + _FCS for p in ("weight", "bias"))
+_CONVS, _FCS = VGG16_LAYERS[:-3], VGG16_LAYERS[-3:]
 
 _KERAS_LAYERS = {**{f"block{name[4]}_conv{name[6]}": name for name in _CONVS},
                  "fc1": "fc6", "fc2": "fc7", "predictions": "fc8"}
@@ -421,8 +420,7 @@ def _sniff(path):
 @contextlib.contextmanager
 def _open_source(path, format=None):
     """The source's entries, with the file kept open while they are read."""
-    if format is not None and format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS} or None, got {format!r}")
+    _checks.one_of(format, "format", FORMATS, allow_none=True)
     fmt = _sniff(path) if format is None else format
     if fmt in ("randvis", "paper"):
         try:
@@ -444,7 +442,7 @@ def _open_source(path, format=None):
 
 
 # ---------------------------------------------------------------------------
-# checking shapes and building the network
+# checking shapes and reading the tensors
 # ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -502,8 +500,8 @@ def _assemble(path, src, dtype, n_classes=None):
              f"{_src_shape(order, 'dense', (n_classes, fc_width))} {_DESC[order, 'dense']} "
              f"for n_classes={n_classes}")
     expected, cin, i = {}, c, 0
-    for b, n in enumerate(_BLOCKS):
-        for _ in range(n):
+    for b, block in enumerate(VGG16_BLOCKS):
+        for _ in block:
             expected[f"{_CONVS[i]}.weight"] = (widths[b], cin, 3, 3)
             expected[f"{_CONVS[i]}.bias"] = (widths[b],)
             cin, i = widths[b], i + 1
@@ -548,61 +546,79 @@ def _assemble(path, src, dtype, n_classes=None):
     return params, dims, rows
 
 
-def _build(params, dims, dtype, pool_type, weights_info):
-    """VGG-16 as :func:`randvis.models.vgg16` builds it, with the given parameters."""
-    pool = {"max": MaxPool2d, "avg": AvgPool2d}[pool_type]
-    layers, i = [], 0
-    for b, n in enumerate(_BLOCKS, 1):
-        for li in range(1, n + 1):
-            name = _CONVS[i]
-            layers += [Conv2d(params[f"{name}.weight"], params[f"{name}.bias"], name=name),
-                       ReLU(name=f"relu{b}_{li}")]
-            i += 1
-        layers.append(pool(2, 2, padding="valid", name=f"pool{b}"))
-    layers.append(Flatten(name="flatten"))
-    for j, layer in enumerate(_FCS):
-        layers.append(Dense(params[f"{layer}.weight"], params[f"{layer}.bias"], name=layer))
-        if j < 2:
-            layers.append(ReLU(name=f"relu{6 + j}"))
-    info = {"builder": "vgg16", "widths": list(dims["widths"]), "fc_width": dims["fc_width"],
-            "pool_type": pool_type, "weights": weights_info}
-    return Sequential(layers, dims["input_shape"], dtype, info)
+@dataclass(frozen=True)
+class VGG16Weights:
+    """VGG-16's parameters as read from a file, with the network's dimensions.
+
+    What :func:`read_vgg16` returns and :func:`randvis.models.vgg16` builds
+    the network from (``vgg16(weights=...)``).
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        The 32 tensors of :data:`VGG16_PARAMS`, in network order and in
+        randvis' layout: convolutions ``(out, in, kh, kw)``, dense weights
+        ``(out, in)``, fc6's columns in ``(c, h, w)`` order; C-contiguous, in
+        the requested dtype.
+    input_shape : (c, h, w)
+    widths : list of 5 int
+        The blocks' convolution widths.
+    fc_width, n_classes : int
+    pool_type : "max" or "avg"
+    info : dict
+        Provenance: ``layout``, ``path``, ``sha256`` (plus ``converted_from``
+        for files written by :func:`convert`).
+    rows : list of ReportRow
+        Source tensor -> randvis parameter, with the transform applied.
+    notes : list of str
+        How the source was read (serialisation, unwrapping, where the input
+        size came from).
+    """
+
+    params: dict = field(repr=False)
+    input_shape: tuple
+    widths: list
+    fc_width: int
+    n_classes: int
+    pool_type: str
+    info: dict
+    rows: list = field(repr=False)
+    notes: list = field(repr=False)
 
 
-def _float_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def _load(path, format, dtype, n_classes):
-    path = os.fspath(path)
-    dtype = _float_dtype(dtype)
-    if n_classes is not None and (not isinstance(n_classes, (int, np.integer)) or n_classes < 1):
-        raise ValueError(f"n_classes must be a positive integer or None, got {n_classes!r}")
+def _read(path, format, dtype, n_classes, info):
+    """Read and check ``path``: VGG16Weights with ``info(source)`` as provenance."""
+    dtype = _checks.float_dtype(dtype)
+    if n_classes is not None:
+        _checks.positive_int(n_classes, "n_classes")
     with _open_source(path, format) as src:
         params, dims, rows = _assemble(path, src, dtype, n_classes)
-    return src, params, dims, rows
+    notes = list(src.notes)
+    if src.input_shape is None:
+        notes.append(f"input_shape {dims['input_shape']} inferred from fc6's "
+                     f"{rows[VGG16_PARAMS.index('fc6.weight')].shape[1]} input features")
+    return VGG16Weights(params, tuple(dims["input_shape"]), list(dims["widths"]), dims["fc_width"],
+                        dims["n_classes"], src.pool_type, info(src), rows, notes)
 
 
 # ---------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------
 
-def load_vgg16(path, dtype=np.float32, sha256=None, n_classes=None, format=None):
-    """Load trained VGG-16 weights into a randvis network.
+def read_vgg16(path, dtype=np.float32, sha256=None, n_classes=None, format=None):
+    """Read trained VGG-16 weights: randvis-named arrays and the network's dimensions.
 
     The layout is detected from the file: randvis' own ``.npz`` (what
     :meth:`Sequential.save` writes, or just the parameter names), the paper's
-    ``vgg16_weights.npz``, and also a PyTorch state_dict or Keras ``.h5`` (as
-    :func:`convert` reads them). Widths, ``fc_width``, ``n_classes`` and the
-    input size come from the weights' shapes.
+    ``vgg16_weights.npz``, a PyTorch state_dict or Keras ``.h5``. Widths,
+    ``fc_width``, ``n_classes`` and the input size come from the weights'
+    shapes. Every key, shape and dtype is checked before any tensor is read.
 
     Parameters
     ----------
     path : str or os.PathLike
     dtype : float32 or float64
+        The arrays' dtype.
     sha256 : str, optional
         Expected SHA-256 of the file (hex); a mismatch raises before anything is read.
     n_classes : int, optional
@@ -612,8 +628,9 @@ def load_vgg16(path, dtype=np.float32, sha256=None, n_classes=None, format=None)
 
     Returns
     -------
-    Sequential
-        ``net.info["weights"]`` is ``{"layout", "path", "sha256"}`` (plus
+    VGG16Weights
+        ``params``, ``input_shape``, ``widths``, ``fc_width``, ``n_classes``,
+        ``pool_type``; ``info`` is ``{"layout", "path", "sha256"}`` (plus
         ``"converted_from"`` for files written by :func:`convert`).
 
     Raises
@@ -624,18 +641,15 @@ def load_vgg16(path, dtype=np.float32, sha256=None, n_classes=None, format=None)
 
     Examples
     --------
-    >>> import os, tempfile, numpy as np, randvis
-    >>> from randvis.weights import load_vgg16, save_vgg16_paper_npz
+    >>> import os, tempfile, randvis
     >>> net = randvis.vgg16(n_classes=10, input_shape=(3, 64, 64), widths=(4, 4, 8, 8, 8),
     ...                     fc_width=16, rng=0)
-    >>> folder = tempfile.mkdtemp()
-    >>> path = save_vgg16_paper_npz(net, os.path.join(folder, "vgg16_weights.npz"))
-    >>> loaded = load_vgg16(path)
-    >>> loaded.info["weights"]["layout"], loaded.input_shape, loaded.n_classes
-    ('paper', (3, 64, 64), 10)
-    >>> x = np.random.default_rng(0).random((1, 3, 64, 64))
-    >>> bool(np.array_equal(loaded.predict(x), net.predict(x)))
-    True
+    >>> path = save_vgg16_paper_npz(net, os.path.join(tempfile.mkdtemp(), "vgg16_weights.npz"))
+    >>> w = read_vgg16(path)
+    >>> w.info["layout"], w.input_shape, w.widths, w.fc_width, w.n_classes
+    ('paper', (3, 64, 64), [4, 4, 8, 8, 8], 16, 10)
+    >>> w.params["fc6.weight"].shape        # (out, in), in randvis' (c, h, w) input order
+    (16, 32)
     """
     path = os.fspath(path)
     digest = file_sha256(path)
@@ -644,11 +658,52 @@ def load_vgg16(path, dtype=np.float32, sha256=None, n_classes=None, format=None)
         want = want[len("sha256:"):] if want.startswith("sha256:") else want
         if want != digest:
             raise WeightsError(f"{path}: sha256 mismatch: expected {want}, the file has {digest}")
-    src, params, dims, _ = _load(path, format, dtype, n_classes)
-    info = {"layout": src.fmt, "path": os.path.abspath(path), "sha256": digest}
-    if src.provenance:
-        info["converted_from"] = src.provenance
-    return _build(params, dims, dtype, src.pool_type, info)
+
+    def info(src):
+        out = {"layout": src.fmt, "path": os.path.abspath(path), "sha256": digest}
+        if src.provenance:
+            out["converted_from"] = src.provenance
+        return out
+
+    return _read(path, format, dtype, n_classes, info)
+
+
+def load_vgg16(path, dtype=np.float32, sha256=None, n_classes=None, format=None):
+    """Load trained VGG-16 weights into a randvis network.
+
+    :func:`read_vgg16`, then :func:`randvis.models.vgg16` with the weights read.
+
+    Parameters
+    ----------
+    path, dtype, sha256, n_classes, format
+        As for :func:`read_vgg16`: the file, the parameters' dtype, the
+        file's expected SHA-256, the expected number of classes, the layout.
+
+    Returns
+    -------
+    Sequential
+        ``net.info["weights"]`` is ``{"layout", "path", "sha256"}`` (plus
+        ``"converted_from"`` for files written by :func:`convert`).
+
+    Raises
+    ------
+    WeightsError
+        As :func:`read_vgg16`.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, randvis
+    >>> net = randvis.vgg16(n_classes=10, input_shape=(3, 64, 64), widths=(4, 4, 8, 8, 8),
+    ...                     fc_width=16, rng=0)
+    >>> loaded = load_vgg16(save_vgg16_paper_npz(net, os.path.join(tempfile.mkdtemp(), "w.npz")))
+    >>> loaded.info["weights"]["layout"], loaded.input_shape, loaded.n_classes
+    ('paper', (3, 64, 64), 10)
+    >>> x = np.random.default_rng(0).random((1, 3, 64, 64))
+    >>> bool(np.array_equal(loaded.predict(x), net.predict(x)))
+    True
+    """
+    w = read_vgg16(path, dtype=dtype, sha256=sha256, n_classes=n_classes, format=format)
+    return vgg16(n_classes=None, dtype=dtype, weights=w)
 
 
 def save_vgg16_paper_npz(net, path):
@@ -810,33 +865,22 @@ def convert(src, dst, format=None, *, dtype=np.float32):
     Examples
     --------
     >>> import os, tempfile, numpy as np, randvis
-    >>> from randvis.torchfile import save_state_dict
     >>> net = randvis.vgg16(n_classes=10, input_shape=(3, 32, 32), widths=(4, 4, 8, 8, 8),
     ...                     fc_width=16, rng=0)
-    >>> # a torchvision-style state_dict: features.<i> convolutions, classifier.<j> dense
-    >>> idx = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
-    >>> names = [f"features.{i}" for i in idx] + ["classifier.0", "classifier.3", "classifier.6"]
-    >>> layers = [l.name for l in net.layers if l.params()]
-    >>> sd = {f"{t}.{p}": net[f"{l}.{p}"] for t, l in zip(names, layers) for p in ("weight", "bias")}
     >>> folder = tempfile.mkdtemp()
-    >>> src = save_state_dict(sd, os.path.join(folder, "vgg16.pth"))
+    >>> src = save_vgg16_paper_npz(net, os.path.join(folder, "vgg16_weights.npz"))
     >>> report = convert(src, os.path.join(folder, "vgg16.npz"))
-    >>> report.format, report.mapping["features.0.weight"], report.rows[0].shape
-    ('torch', 'conv1_1.weight', (4, 3, 3, 3))
+    >>> report.format, report.mapping["conv1_1_W"], report.rows[0].source_shape, report.rows[0].shape
+    ('paper', 'conv1_1.weight', (3, 3, 3, 4), (4, 3, 3, 3))
+    >>> report.rows[0].transform
+    'transposed (kh, kw, in, out) -> (out, in, kh, kw)'
     >>> bool(np.array_equal(load_vgg16(report.dst)["fc6.weight"], net["fc6.weight"]))
     True
     """
     src_path = os.fspath(src)
     _check_destination(src_path, os.fspath(dst))
-    source, params, dims, rows = _load(src_path, format, dtype, None)
-    notes = list(source.notes)
-    if source.input_shape is None:
-        notes.append(f"input_shape {dims['input_shape']} inferred from fc6's "
-                     f"{rows[VGG16_PARAMS.index('fc6.weight')].shape[1]} input features")
-    info = {"layout": source.fmt, "path": os.path.abspath(src_path),
-            "sha256": file_sha256(src_path)}
-    net = _build(params, dims, dtype, source.pool_type, info)
-    out = net.save(dst)
-    return ConversionReport(src_path, out, source.fmt, rows, notes, tuple(dims["input_shape"]),
-                            list(dims["widths"]), dims["fc_width"], dims["n_classes"],
-                            file_sha256(out))
+    w = _read(src_path, format, dtype, None, lambda source: {
+        "layout": source.fmt, "path": os.path.abspath(src_path), "sha256": file_sha256(src_path)})
+    out = vgg16(n_classes=None, dtype=dtype, weights=w).save(dst)
+    return ConversionReport(src_path, out, w.info["layout"], w.rows, w.notes, w.input_shape,
+                            w.widths, w.fc_width, w.n_classes, file_sha256(out))

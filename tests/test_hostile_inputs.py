@@ -30,7 +30,7 @@ from randvis.safeio import NpzError, NpzReader, load_npz
 from randvis.torchfile import CheckpointError, load_state_dict
 from randvis.weights import WeightsError, convert, load_vgg16, save_vgg16_paper_npz
 
-from test_torchfile import MAGIC, T, _pk, write_zip
+from torch_writer import MAGIC, T, pickle_body, write_zip
 from test_weights import SMALL, write_keras_h5
 
 MiB = 1 << 20
@@ -349,7 +349,7 @@ def test_deeply_nested_pickles_refused_without_crashing(tmp_path):
     # a legacy file whose object is a one-tensor state_dict and whose storage key
     # list holds a 200,000-deep tuple
     storages = {"0": ("FloatStorage", bytes(4))}
-    obj = b"\x80\x02" + _pk({"w": T("0", 0, (1,), (1,))}, storages, True) + b"."
+    obj = b"\x80\x02" + pickle_body({"w": T("0", 0, (1,), (1,))}, storages, True) + b"."
     legacy = write_legacy_raw(tmp_path / "legacy.pth", obj,
                               b"\x80\x02]" + deep_tuple(200_000) + b"a.",
                               struct.pack("<q", 1) + bytes(4))
@@ -370,10 +370,10 @@ def test_deeply_nested_pickles_refused_without_crashing(tmp_path):
 
 
 def test_pickle_container_and_string_bounds(tmp_path, monkeypatch):
-    from randvis import torchfile
-    monkeypatch.setattr(torchfile, "MAX_PICKLE_ITEMS", 10)
-    monkeypatch.setattr(torchfile, "MAX_PICKLE_STRING", 100)
-    monkeypatch.setattr(torchfile, "MAX_PICKLE_OBJECTS", 500)
+    from randvis import safeio
+    monkeypatch.setattr(safeio, "MAX_PICKLE_ITEMS", 10)
+    monkeypatch.setattr(safeio, "MAX_PICKLE_STRING", 100)
+    monkeypatch.setattr(safeio, "MAX_PICKLE_OBJECTS", 500)
     cases = {
         "list": (b"\x80\x02}X\x01\x00\x00\x00a](" + b"K\x01" * 11 + b"es.", "11 items", "10"),
         "tuple": (b"\x80\x02}X\x01\x00\x00\x00a(" + b"K\x01" * 11 + b"ts.", "11 items", "10"),

@@ -1,13 +1,12 @@
 """randvis.torchfile: PyTorch checkpoints read without torch, and refused when unsafe.
 
-Checkpoints are written three ways: by torch.save (when torch is importable),
-by randvis.torchfile.save_state_dict, and by the hand-written pickle writer
-below (both serialisations, storage views, shared storages, strides), so the
-parsing and security tests run without torch.
+Checkpoints are written by torch.save (when torch is importable) and by the
+hand-written pickle writer of tests/torch_writer.py (both serialisations,
+storage views, shared storages, strides), so the parsing and security tests
+run without torch.
 """
 import os
 import pickle
-import struct
 import subprocess
 import sys
 import zipfile
@@ -15,8 +14,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from randvis.torchfile import (CheckpointError, UnsafeCheckpointError, load_state_dict,
-                               save_state_dict)
+from randvis.torchfile import CheckpointError, UnsafeCheckpointError, load_state_dict
+
+from torch_writer import (MAGIC, G, T, p_global, p_int, p_str, p_tuple, pickle_body, save_state_dict,
+                          write_legacy, write_zip)
 
 try:
     import torch
@@ -25,114 +26,6 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 needs_torch = pytest.mark.skipif(torch is None, reason="torch is not importable (it is only "
                                  "used to write reference checkpoints)")
-
-MAGIC = 0x1950A86A20F9469CFC6C
-
-
-# ---------------------------------------------------------------------------
-# a tiny pickle writer for torch-format streams (no torch, no Pickler)
-# ---------------------------------------------------------------------------
-
-class T:
-    """A tensor to write: storage key, element offset, size, stride."""
-
-    def __init__(self, key, offset, size, stride, view=None):
-        self.key, self.offset, self.size, self.stride, self.view = key, offset, size, stride, view
-
-
-class G:
-    """A raw global reference (for malicious streams)."""
-
-    def __init__(self, module, name, args=None):
-        self.module, self.name, self.args = module, name, args
-
-
-def _int(n):
-    if 0 <= n < 256:
-        return b"K" + bytes([n])
-    return b"J" + struct.pack("<i", n)
-
-
-def _str(s):
-    b = s.encode()
-    return b"X" + struct.pack("<I", len(b)) + b
-
-
-def _glob(module, name):
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-
-
-def _tup(items):
-    return b"(" + b"".join(items) + b"t"
-
-
-def _pk(obj, storages, legacy):
-    if isinstance(obj, dict):
-        return b"}(" + b"".join(_pk(k, storages, legacy) + _pk(v, storages, legacy)
-                                for k, v in obj.items()) + b"u"
-    if isinstance(obj, list):
-        return b"](" + b"".join(_pk(v, storages, legacy) for v in obj) + b"e"
-    if isinstance(obj, tuple):
-        return _tup([_pk(v, storages, legacy) for v in obj])
-    if isinstance(obj, bool):
-        return b"\x88" if obj else b"\x89"
-    if isinstance(obj, int):
-        return _int(obj)
-    if isinstance(obj, float):
-        return b"G" + struct.pack(">d", obj)
-    if isinstance(obj, str):
-        return _str(obj)
-    if obj is None:
-        return b"N"
-    if isinstance(obj, G):
-        out = _glob(obj.module, obj.name)
-        if obj.args is not None:
-            out += _tup([_pk(a, storages, legacy) for a in obj.args]) + b"R"
-        return out
-    if isinstance(obj, T):
-        stype, data = storages[obj.key]
-        numel = len(data) // np.dtype(_STYPES[stype]).itemsize
-        fields = [_str("storage"), _glob("torch", stype), _str(obj.key), _str("cpu"), _int(numel)]
-        if legacy:
-            fields.append(b"N" if obj.view is None else _pk(obj.view, storages, legacy))
-        pid = _tup(fields) + b"Q"
-        args = _tup([pid, _int(obj.offset), _tup([_int(n) for n in obj.size]),
-                     _tup([_int(s) for s in obj.stride]), b"\x89",
-                     _glob("collections", "OrderedDict") + b")R"])
-        return _glob("torch._utils", "_rebuild_tensor_v2") + args + b"R"
-    raise TypeError(obj)
-
-
-_STYPES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
-           "LongStorage": "<i8", "IntStorage": "<i4", "ByteStorage": "u1", "BoolStorage": "?",
-           "BFloat16Storage": "<u2"}
-
-
-def write_zip(path, obj, storages=None, name="archive"):
-    storages = storages or {}
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{name}/data.pkl", b"\x80\x02" + _pk(obj, storages, False) + b".")
-        zf.writestr(f"{name}/byteorder", b"little")
-        for key, (_, data) in storages.items():
-            zf.writestr(f"{name}/data/{key}", data)
-        zf.writestr(f"{name}/version", b"3\n")
-    return path
-
-
-def write_legacy(path, obj, storages=None):
-    storages = storages or {}
-    with open(path, "wb") as fh:
-        fh.write(pickle.dumps(MAGIC, protocol=2))
-        fh.write(pickle.dumps(1001, protocol=2))
-        fh.write(pickle.dumps({"protocol_version": 1001, "little_endian": True,
-                               "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2))
-        fh.write(b"\x80\x02" + _pk(obj, storages, True) + b".")
-        fh.write(pickle.dumps(list(storages), protocol=2))
-        for stype, data in storages.values():
-            fh.write(struct.pack("<q", len(data) // np.dtype(_STYPES[stype]).itemsize))
-            fh.write(data)
-    return path
-
 
 WRITERS = {"zip": write_zip, "legacy": write_legacy}
 
@@ -233,7 +126,7 @@ def _evil_pickles(marker):
         "builtins.eval": pickle.dumps(_Evil(eval, f"__import__('os').system('{cmd}')"), protocol=2),
         "builtins.exec": pickle.dumps(_Evil(exec, f"open('{marker}', 'w')"), protocol=0),
         "subprocess.Popen": pickle.dumps(_Evil(subprocess.Popen, ["touch", str(marker)]), protocol=2),
-        "hand-written": b"\x80\x02" + _glob("os", "system") + _tup([_str(cmd)]) + b"R.",
+        "hand-written": b"\x80\x02" + p_global("os", "system") + p_tuple([p_str(cmd)]) + b"R.",
     }
 
 
@@ -281,15 +174,15 @@ def test_unsafe_global_in_the_preamble_of_a_legacy_file(tmp_path):
 def test_stand_ins_cannot_be_modified(tmp_path):
     # BUILD on an allowed global (setting attributes on the stand-in) is refused,
     # and a later load is unaffected
-    pkl = (b"\x80\x02" + _glob("torch", "FloatStorage") + b"}" + _str("dtype") + _int(1)
+    pkl = (b"\x80\x02" + p_global("torch", "FloatStorage") + b"}" + p_str("dtype") + p_int(1)
            + b"sb.")
     path = tmp_path / "b.pth"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/data.pkl", pkl)
     with pytest.raises(CheckpointError):
         load_state_dict(path)
-    pkl = (b"\x80\x02" + _glob("torch._utils", "_rebuild_tensor_v2") + b"N}"
-           + _str("fn") + _int(1) + b"s\x86b.")
+    pkl = (b"\x80\x02" + p_global("torch._utils", "_rebuild_tensor_v2") + b"N}"
+           + p_str("fn") + p_int(1) + b"s\x86b.")
     path.unlink()
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/data.pkl", pkl)
@@ -333,7 +226,7 @@ def test_error_messages(tmp_path):
         load_state_dict(write_zip(tmp_path / "cfg.pth", {"epoch": 1, "lr": 0.1}))
     # a storage record missing from the archive
     with zipfile.ZipFile(tmp_path / "miss.pth", "w") as zf:
-        zf.writestr("archive/data.pkl", b"\x80\x02" + _pk({"w": T("0", 0, (2,), (1,))},
+        zf.writestr("archive/data.pkl", b"\x80\x02" + pickle_body({"w": T("0", 0, (2,), (1,))},
                                                         storages, False) + b".")
     with pytest.raises(CheckpointError, match="missing"):
         load_state_dict(tmp_path / "miss.pth")
@@ -342,7 +235,7 @@ def test_error_messages(tmp_path):
     with pytest.raises(CheckpointError, match="past the end"):
         load_state_dict(write_zip(tmp_path / "oob.pth", bad, storages))
     # a whole pickled model (legacy 'module' persistent id)
-    pkl = b"\x80\x02" + _tup([_str("module"), b"N", b"N", b"N"]) + b"Q."
+    pkl = b"\x80\x02" + p_tuple([p_str("module"), b"N", b"N", b"N"]) + b"Q."
     with zipfile.ZipFile(tmp_path / "mod.pth", "w") as zf:
         zf.writestr("archive/data.pkl", pkl)
     with pytest.raises(CheckpointError, match="nn.Module"):

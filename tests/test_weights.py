@@ -3,18 +3,20 @@
 Every source file is made here from a small-width random VGG-16, then
 converted / loaded back and compared parameter by parameter and through the
 maps. PyTorch files are written with torch.save when torch is importable,
-and always with randvis.torchfile.save_state_dict.
+and always with tests/torch_writer.py.
 """
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import randvis
-from randvis.torchfile import save_state_dict
 from randvis.weights import (FORMATS, VGG16_PARAMS, ConversionReport, WeightsError, convert,
                              load_vgg16, save_vgg16_paper_npz)
+
+from torch_writer import save_state_dict
 
 try:
     import torch
@@ -321,7 +323,7 @@ def test_torch_partial_match_refused(tmp_path, net):
 
 def test_convert_never_overwrites_its_source(tmp_path, net):
     src = save_vgg16_paper_npz(net, tmp_path / "vgg16_weights.npz")
-    original = open(src, "rb").read()
+    original = Path(src).read_bytes()
     os.symlink(src, tmp_path / "link.npz")
     os.link(src, tmp_path / "hard.npz")
     (tmp_path / "sub").mkdir()
@@ -330,7 +332,7 @@ def test_convert_never_overwrites_its_source(tmp_path, net):
         with pytest.raises(ValueError, match="is the source file") as info:
             convert(src, dst)
         assert "vgg16_weights.npz" in str(info.value)
-        assert open(src, "rb").read() == original
+        assert Path(src).read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hard.npz", "link.npz", "sub",
                                                           "vgg16_weights.npz"]
     assert convert(tmp_path / "link.npz", tmp_path / "other.npz").format == "paper"

@@ -1,138 +1,46 @@
 """The numba kernels against the naive references in ``randvis.kernels.reference``.
 
 Random configurations are drawn once, at import time, from a fixed seed; each is
-its own test id. Tolerances are elementwise forward-error bounds: a floating
-point sum of L terms t_i satisfies |fl(sum) - sum| <= gamma_L * sum|t_i| with
-gamma_L ~= L * u (u = eps/2 the unit roundoff), whatever the summation order
-(Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3/4). So we
-compute the "magnitude" sum|t_i| of every output with the reference applied to
-absolute values and require |fast - ref| <= 2 (L + 1) u * magnitude: both the
-kernel and the reference are within gamma_L * magnitude of the exact value
-(float64 vs float64), or the float32 kernel is within gamma_L(u32) and the
-float64 reference is negligibly close (float32 vs float64 reference computed
-from the same float32 inputs). This is a guaranteed bound (no test can fail by
-bad luck, whatever order BLAS sums in), yet tight: it is relative to each
-element's own magnitude, not to the largest output, and on these configurations
-the observed errors reach 10-30% of it. Kernels that only move or select data
-(im2col, max pooling, ReLU masks, clipping) must match exactly.
+its own test id. Tolerances are elementwise forward-error bounds
+(``conftest.assert_within_rounding``): a floating point sum of L terms t_i
+satisfies |fl(sum) - sum| <= gamma_L * sum|t_i| with gamma_L ~= L * u (u = eps/2
+the unit roundoff), whatever the summation order (Higham, *Accuracy and
+Stability of Numerical Algorithms*, ch. 3/4). So we compute the "magnitude"
+sum|t_i| of every output with the reference applied to absolute values and
+require |fast - ref| <= 2 (L + 1) u * magnitude: both the kernel and the
+reference are within gamma_L * magnitude of the exact value (float64 vs
+float64), or the float32 kernel is within gamma_L(u32) and the float64
+reference is negligibly close (float32 vs float64 reference computed from the
+same float32 inputs). This is a guaranteed bound (no test can fail by bad luck,
+whatever order BLAS sums in), yet tight: it is relative to each element's own
+magnitude, not to the largest output, and on these configurations the observed
+errors reach 10-30% of it. Kernels that only move or select data (im2col, max
+pooling, ReLU masks, clipping) must match exactly.
+
+The elementwise kernels (clipping with its mask, the rules' backward) see
+arrays, not windows: they are parametrized by shape, dtype and build instead.
 """
 from __future__ import annotations
 
 import itertools
-import math
-from typing import NamedTuple
 
-import numba
 import numpy as np
 import pytest
 
 import randvis.kernels as K
 import randvis.kernels.conv as conv_module
+from conftest import (DTYPES, PAD_KINDS, Geometry, assert_matches_reference, assert_within_rounding,
+                      at_thread_counts, draw_geometries, geometry_id, use_kernel_build)
 from randvis.kernels import reference as R
 from randvis.kernels.padding import as_pair, output_hw, resolve_padding
 
-
-@pytest.fixture(autouse=True)
-def _parallel_builds(monkeypatch):
-    """Small test arrays would take the kernels' serial builds; test the
-    parallel builds here (the serial ones run in every small-network test)."""
-    from randvis.kernels import _numba
-
-    monkeypatch.setattr(_numba, "PARALLEL_MIN", 0)
+pytestmark = pytest.mark.usefixtures("parallel_builds")
 
 SEED = 20240611
 N_RANDOM = 60
-PAD_KINDS = ("same", "valid", "int", "pair", "quad")
-DTYPES = (np.float32, np.float64)
 
 
 # --------------------------------------------------------------------------- configs
-
-class Config(NamedTuple):
-    n: int
-    c: int
-    f: int
-    h: int
-    w: int
-    kh: int
-    kw: int
-    sh: int
-    sw: int
-    kind: str
-    padding: object
-    dtype: type
-    seed: int
-
-    @property
-    def kernel(self):
-        return (self.kh, self.kw)
-
-    @property
-    def stride(self):
-        return (self.sh, self.sw)
-
-    @property
-    def pads(self):
-        return resolve_padding(self.padding, (self.h, self.w), self.kernel, self.stride)
-
-    @property
-    def out_hw(self):
-        return output_hw((self.h, self.w), self.kernel, self.stride, self.pads)
-
-    def rng(self):
-        return np.random.default_rng([SEED, self.seed])
-
-
-def _config_id(cfg):
-    t, b, l, r = cfg.pads
-    return (f"{cfg.seed:03d}-{np.dtype(cfg.dtype).name}-n{cfg.n}c{cfg.c}f{cfg.f}-{cfg.h}x{cfg.w}"
-            f"-k{cfg.kh}x{cfg.kw}-s{cfg.sh}x{cfg.sw}-{cfg.kind}{t}{b}{l}{r}")
-
-
-def _draw_padding(rng, kind, kh, kw, pool):
-    # Pooling layers require every pad < window size (else some windows would
-    # hold no pixel, see layers.MaxPool2d.pads); convolution accepts any pad.
-    def one(k):
-        hi = min(k - 1, 4) if pool else min(k, 4)
-        return int(rng.integers(0, hi + 1))
-    if kind in ("same", "valid"):
-        return kind
-    if kind == "int":
-        return one(min(kh, kw))
-    if kind == "pair":
-        return (one(kh), one(kw))
-    return ((one(kh), one(kh)), (one(kw), one(kw)))
-
-
-def _draw_configs(seed, count, pool):
-    """Deterministic configurations: the padding kind, dtype and kernel height cycle
-    (so every kind x dtype and every kernel size 1..11 occurs); everything else is
-    random. Configurations whose window does not fit are redrawn."""
-    rng = np.random.default_rng(seed)
-    configs = []
-    for i in range(count):
-        kind = PAD_KINDS[i % len(PAD_KINDS)]
-        dtype = DTYPES[i % 2]
-        kh = 1 + i % 11
-        kw = int(rng.integers(1, 12))
-        sh, sw = (int(s) for s in rng.integers(1, 4, size=2))
-        n = int(rng.integers(1, 5))
-        c = int(rng.integers(1, 4))
-        f = int(rng.integers(1, 4))
-        for _ in range(1000):
-            h, w = (int(s) for s in rng.integers(1, 17, size=2))
-            padding = _draw_padding(rng, kind, kh, kw, pool)
-            cfg = Config(n, c, f, h, w, kh, kw, sh, sw, kind, padding, dtype, seed=i)
-            try:
-                cfg.out_hw
-            except ValueError:
-                continue
-            break
-        else:  # pragma: no cover - the draw above always finds one
-            raise RuntimeError("could not draw a fitting configuration")
-        configs.append(cfg)
-    return configs
-
 
 def _extra_configs(start, pool):
     """Hand-picked corner cases: the pointwise (1x1, stride 1, no padding) GEMM
@@ -151,16 +59,18 @@ def _extra_configs(start, pool):
     out = []
     for j, (n, c, f, h, w, kh, kw, sh, sw, kind, padding) in enumerate(specs):
         for dtype in DTYPES:
-            out.append(Config(n, c, f, h, w, kh, kw, sh, sw, kind, padding, dtype,
-                              seed=start + 2 * j + (dtype is np.float64)))
+            out.append(Geometry(n, c, f, h, w, kh, kw, sh, sw, kind, padding, dtype,
+                                seed=start + 2 * j + (dtype is np.float64)))
     return out
 
 
-CONV_CONFIGS = _draw_configs(SEED, N_RANDOM, pool=False) + _extra_configs(500, pool=False)
-POOL_CONFIGS = _draw_configs(SEED + 1, N_RANDOM, pool=True) + _extra_configs(700, pool=True)
+# random draws: the padding kind, dtype and kernel height cycle (so every kind x
+# dtype and every kernel size 1..11 occurs); everything else is random
+CONV_CONFIGS = draw_geometries(SEED, N_RANDOM, pool=False) + _extra_configs(500, pool=False)
+POOL_CONFIGS = draw_geometries(SEED + 1, N_RANDOM, pool=True) + _extra_configs(700, pool=True)
 
-conv_configs = pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=_config_id)
-pool_configs = pytest.mark.parametrize("cfg", POOL_CONFIGS, ids=_config_id)
+conv_configs = pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=geometry_id)
+pool_configs = pytest.mark.parametrize("cfg", POOL_CONFIGS, ids=geometry_id)
 
 
 @pytest.mark.parametrize("configs", [CONV_CONFIGS, POOL_CONFIGS], ids=["conv", "pool"])
@@ -187,27 +97,8 @@ def _normal(rng, shape, dtype):
     return rng.normal(size=shape).astype(dtype)
 
 
-def _f64(a):
-    return None if a is None else np.asarray(a, dtype=np.float64)
-
-
-def assert_within_rounding(got, ref, magnitude, terms, dtype):
-    """|got - ref| <= 2 (terms + 1) u * magnitude elementwise (see module doc)."""
-    assert got.dtype == np.dtype(dtype), (got.dtype, dtype)
-    assert got.shape == ref.shape, (got.shape, ref.shape)
-    u = np.finfo(dtype).eps / 2
-    bound = 2 * (terms + 1) * u * magnitude
-    err = np.abs(got.astype(np.float64) - ref)
-    bad = err > bound
-    assert not bad.any(), (
-        f"{bad.sum()} of {bad.size} elements off; worst err {err.max():.3e}, "
-        f"err/bound max {np.max(err / np.where(bound > 0, bound, np.inf)):.3g}, "
-        f"terms {terms}"
-    )
-
-
 def _conv_inputs(cfg):
-    rng = cfg.rng()
+    rng = cfg.rng(SEED)
     x = _normal(rng, (cfg.n, cfg.c, cfg.h, cfg.w), cfg.dtype)
     w = _normal(rng, (cfg.f, cfg.c, cfg.kh, cfg.kw), cfg.dtype)
     b = _normal(rng, (cfg.f,), cfg.dtype)
@@ -216,48 +107,52 @@ def _conv_inputs(cfg):
     return x, w, b, g
 
 
+def _check_forward(cfg, x, w, b):
+    got = K.conv2d_forward(x, w, b, cfg.stride, cfg.pads)
+    assert_matches_reference(got, R.conv2d_forward, (x, w, b), (cfg.stride, cfg.pads),
+                             cfg.c * cfg.kh * cfg.kw + 1, cfg.dtype)
+
+
+def _check_backward_input(cfg, w, g):
+    got = K.conv2d_backward_input(g, w, (cfg.h, cfg.w), cfg.stride, cfg.pads)
+    assert got.shape == (cfg.n, cfg.c, cfg.h, cfg.w)
+    # each dx element sums at most f * kh * kw products
+    assert_matches_reference(got, R.conv2d_backward_input, (g, w), ((cfg.h, cfg.w), cfg.stride, cfg.pads),
+                             cfg.f * cfg.kh * cfg.kw, cfg.dtype)
+
+
+def _check_backward_weight(cfg, x, g, extra_terms=0):
+    got = K.conv2d_backward_weight(g, x, cfg.kernel, cfg.stride, cfg.pads)
+    assert got.shape == (cfg.f, cfg.c, cfg.kh, cfg.kw)
+    ho, wo = cfg.out_hw
+    assert_matches_reference(got, R.conv2d_backward_weight, (g, x), (cfg.kernel, cfg.stride, cfg.pads),
+                             cfg.n * ho * wo + extra_terms, cfg.dtype)
+
+
 # --------------------------------------------------------------------------- convolution
 
 @conv_configs
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "nobias"])
 def test_conv2d_forward(cfg, with_bias):
     x, w, b, _ = _conv_inputs(cfg)
-    b = b if with_bias else None
-    got = K.conv2d_forward(x, w, b, cfg.stride, cfg.pads)
-    ref = R.conv2d_forward(_f64(x), _f64(w), _f64(b), cfg.stride, cfg.pads)
-    mag = R.conv2d_forward(np.abs(_f64(x)), np.abs(_f64(w)), None if b is None else np.abs(_f64(b)),
-                           cfg.stride, cfg.pads)
-    assert_within_rounding(got, ref, mag, cfg.c * cfg.kh * cfg.kw + 1, cfg.dtype)
-
-
-@conv_configs
-def test_conv2d_backward_input(cfg):
-    x, w, _, g = _conv_inputs(cfg)
-    got = K.conv2d_backward_input(g, w, (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    ref = R.conv2d_backward_input(_f64(g), _f64(w), (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    mag = R.conv2d_backward_input(np.abs(_f64(g)), np.abs(_f64(w)), (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    assert got.shape == x.shape
-    # each dx element sums at most f * kh * kw products
-    assert_within_rounding(got, ref, mag, cfg.f * cfg.kh * cfg.kw, cfg.dtype)
+    _check_forward(cfg, x, w, b if with_bias else None)
 
 
 FLIP_CONFIGS = [c for c in CONV_CONFIGS if c.stride == (1, 1) and c.c >= c.f and c.kh * c.kw > 1
                 and max(c.pads[:2]) < c.kh and max(c.pads[2:]) < c.kw]
 
 
-@pytest.mark.parametrize("cfg", FLIP_CONFIGS, ids=_config_id)
-def test_conv2d_backward_input_flipped_filter_route(cfg, monkeypatch):
-    """The stride-1 backward through flipped, transposed filters (taken by
-    large layers only) equals the reference on the small configurations too."""
-    from randvis.kernels import conv as conv_mod
-
-    monkeypatch.setattr(conv_mod, "FLIP_MIN_PIXELS", 1)
-    x, w, _, g = _conv_inputs(cfg)
-    got = K.conv2d_backward_input(g, w, (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    ref = R.conv2d_backward_input(_f64(g), _f64(w), (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    mag = R.conv2d_backward_input(np.abs(_f64(g)), np.abs(_f64(w)), (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    assert got.shape == x.shape
-    assert_within_rounding(got, ref, mag, cfg.f * cfg.kh * cfg.kw, cfg.dtype)
+@pytest.mark.parametrize("cfg, route", [pytest.param(c, "col2im", id=f"col2im-{geometry_id(c)}")
+                                        for c in CONV_CONFIGS]
+                         + [pytest.param(c, "flipped", id=f"flipped-{geometry_id(c)}") for c in FLIP_CONFIGS])
+def test_conv2d_backward_input(cfg, route, monkeypatch):
+    """Both routes equal the reference: col2im of w^T g, and at stride 1 the
+    convolution with flipped, transposed filters (taken by large layers only,
+    forced here on the small configurations)."""
+    if route == "flipped":
+        monkeypatch.setattr(conv_module, "FLIP_MIN_PIXELS", 1)
+    _, w, _, g = _conv_inputs(cfg)
+    _check_backward_input(cfg, w, g)
 
 
 def test_flipped_filter_route_is_exercised():
@@ -266,29 +161,23 @@ def test_flipped_filter_route_is_exercised():
 
 @conv_configs
 def test_conv2d_backward_weight(cfg):
-    x, w, _, g = _conv_inputs(cfg)
-    got = K.conv2d_backward_weight(g, x, cfg.kernel, cfg.stride, cfg.pads)
-    ref = R.conv2d_backward_weight(_f64(g), _f64(x), cfg.kernel, cfg.stride, cfg.pads)
-    mag = R.conv2d_backward_weight(np.abs(_f64(g)), np.abs(_f64(x)), cfg.kernel, cfg.stride, cfg.pads)
-    assert got.shape == w.shape
-    ho, wo = cfg.out_hw
-    assert_within_rounding(got, ref, mag, cfg.n * ho * wo, cfg.dtype)
+    x, _, _, g = _conv_inputs(cfg)
+    _check_backward_weight(cfg, x, g)
 
 
 @conv_configs
 def test_conv2d_backward_bias(cfg):
     _, _, _, g = _conv_inputs(cfg)
     got = K.conv2d_backward_bias(g)
-    ref = R.conv2d_backward_bias(_f64(g))
-    mag = R.conv2d_backward_bias(np.abs(_f64(g)))
     ho, wo = cfg.out_hw
     assert got.shape == (cfg.f,)
-    assert_within_rounding(got, ref, mag, cfg.n * ho * wo, cfg.dtype)
+    assert_matches_reference(got, R.conv2d_backward_bias, (g,), (), cfg.n * ho * wo, cfg.dtype)
     # the adjoint of adding a bias at every position: <g, broadcast(b)> = <db, b>
+    g64 = g.astype(np.float64)
     b = np.random.default_rng(cfg.f).normal(size=cfg.f)
-    lhs = float(np.sum(_f64(g) * b[None, :, None, None]))
-    rhs = float(np.sum(_f64(got) * b))
-    scale = float(np.sum(np.abs(_f64(g)) * np.abs(b)[None, :, None, None]))
+    lhs = float(np.sum(g64 * b[None, :, None, None]))
+    rhs = float(np.sum(got.astype(np.float64) * b))
+    scale = float(np.sum(np.abs(g64) * np.abs(b)[None, :, None, None]))
     assert abs(lhs - rhs) <= (cfg.n * ho * wo + cfg.f) * np.finfo(cfg.dtype).eps * scale
 
 
@@ -317,7 +206,7 @@ def test_im2col_matches_explicit_unfolding(cfg):
 def test_im2col_col2im_are_adjoint(cfg):
     """<im2col(x), C> == <x, col2im(C)> in float64, to rounding: both sides sum the
     same products sum_ij |x_i| |C_j| (N = C.size of them) in different orders."""
-    rng = cfg.rng()
+    rng = cfg.rng(SEED)
     x = rng.normal(size=(cfg.n, cfg.c, cfg.h, cfg.w))
     ho, wo = cfg.out_hw
     cmat = rng.normal(size=(cfg.c * cfg.kh * cfg.kw, cfg.n * ho * wo))
@@ -326,19 +215,17 @@ def test_im2col_col2im_are_adjoint(cfg):
     assert folded.shape == x.shape and folded.dtype == np.float64
     rhs = np.sum(x * folded)
     mag = np.sum(np.abs(x) * K.col2im(np.abs(cmat), x.shape, cfg.kernel, cfg.stride, cfg.pads))
-    u = np.finfo(np.float64).eps / 2
-    assert abs(lhs - rhs) <= 2 * (cmat.size + 1) * u * mag
+    assert_within_rounding(lhs, rhs, mag, cmat.size, np.float64)
     # and col2im is exactly conv2d_backward_input's fold: with w = identity on
     # the (c, kh, kw) rows, conv2d_backward_input(g) == col2im(g rows)
     f = cfg.c * cfg.kh * cfg.kw
     w_id = np.eye(f).reshape(f, cfg.c, cfg.kh, cfg.kw)
     g = cmat.reshape(f, cfg.n, ho, wo).transpose(1, 0, 2, 3)
-    ref = R.conv2d_backward_input(g, w_id, (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    mag = R.conv2d_backward_input(np.abs(g), w_id, (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    assert_within_rounding(folded, ref, mag, cfg.kh * cfg.kw, np.float64)
+    assert_matches_reference(folded, R.conv2d_backward_input, (g, w_id), ((cfg.h, cfg.w), cfg.stride, cfg.pads),
+                             cfg.kh * cfg.kw, np.float64)
 
 
-@pytest.mark.parametrize("cfg", [c for c in CONV_CONFIGS if c.kh * c.kw > 1][::6], ids=_config_id)
+@pytest.mark.parametrize("cfg", [c for c in CONV_CONFIGS if c.kh * c.kw > 1][::6], ids=geometry_id)
 def test_conv_tiling_matches_reference(cfg, monkeypatch):
     """Force tiny tiles (a few output rows each, ragged last tile) so the tile loop
     of the convolutions is exercised on small images too."""
@@ -348,19 +235,10 @@ def test_conv_tiling_matches_reference(cfg, monkeypatch):
     tiles, rows = conv_module._tiles(ho, wo, ckk)
     assert rows == min(ho, 2)
     x, w, b, g = _conv_inputs(cfg)
-    got = K.conv2d_forward(x, w, b, cfg.stride, cfg.pads)
-    ref = R.conv2d_forward(_f64(x), _f64(w), _f64(b), cfg.stride, cfg.pads)
-    mag = R.conv2d_forward(np.abs(_f64(x)), np.abs(_f64(w)), np.abs(_f64(b)), cfg.stride, cfg.pads)
-    assert_within_rounding(got, ref, mag, ckk + 1, cfg.dtype)
-    got = K.conv2d_backward_input(g, w, (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    ref = R.conv2d_backward_input(_f64(g), _f64(w), (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    mag = R.conv2d_backward_input(np.abs(_f64(g)), np.abs(_f64(w)), (cfg.h, cfg.w), cfg.stride, cfg.pads)
-    assert_within_rounding(got, ref, mag, cfg.f * cfg.kh * cfg.kw, cfg.dtype)
-    got = K.conv2d_backward_weight(g, x, cfg.kernel, cfg.stride, cfg.pads)
-    ref = R.conv2d_backward_weight(_f64(g), _f64(x), cfg.kernel, cfg.stride, cfg.pads)
-    mag = R.conv2d_backward_weight(np.abs(_f64(g)), np.abs(_f64(x)), cfg.kernel, cfg.stride, cfg.pads)
+    _check_forward(cfg, x, w, b)
+    _check_backward_input(cfg, w, g)
     # per image, one GEMM per tile summed into dw: depth <= ho*wo + n*len(tiles)
-    assert_within_rounding(got, ref, mag, cfg.n * ho * wo + cfg.n * len(tiles), cfg.dtype)
+    _check_backward_weight(cfg, x, g, extra_terms=cfg.n * len(tiles))
 
 
 def test_conv_kernels_raise_when_the_window_does_not_fit():
@@ -379,7 +257,7 @@ def test_conv_kernels_raise_when_the_window_does_not_fit():
 # --------------------------------------------------------------------------- pooling
 
 def _pool_input(cfg, kind="normal"):
-    rng = cfg.rng()
+    rng = cfg.rng(SEED)
     shape = (cfg.n, cfg.c, cfg.h, cfg.w)
     if kind == "normal":
         return _normal(rng, shape, cfg.dtype)
@@ -420,7 +298,7 @@ def test_maxpool2d_backward(cfg, reps):
     x = _pool_input(cfg, "ties")
     _, sw = K.maxpool2d_forward(x, cfg.kernel, cfg.stride, cfg.pads)
     ho, wo = cfg.out_hw
-    g = _normal(cfg.rng(), (reps * cfg.n, cfg.c, ho, wo), cfg.dtype)
+    g = _normal(cfg.rng(SEED), (reps * cfg.n, cfg.c, ho, wo), cfg.dtype)
     got = K.maxpool2d_backward(g, sw, (cfg.h, cfg.w))
     ref = R.maxpool2d_backward(g, sw, (cfg.h, cfg.w))
     assert got.dtype == g.dtype and got.shape == (reps * cfg.n, cfg.c, cfg.h, cfg.w)
@@ -437,20 +315,18 @@ def test_maxpool2d_backward(cfg, reps):
 def test_avgpool2d_forward(cfg):
     x = _pool_input(cfg)
     got = K.avgpool2d_forward(x, cfg.kernel, cfg.stride, cfg.pads)
-    ref = R.avgpool2d_forward(_f64(x), cfg.kernel, cfg.stride, cfg.pads)
-    mag = R.avgpool2d_forward(np.abs(_f64(x)), cfg.kernel, cfg.stride, cfg.pads)
     # kh*kw additions, one division (+ float32 output rounding)
-    assert_within_rounding(got, ref, mag, cfg.kh * cfg.kw + 2, cfg.dtype)
+    assert_matches_reference(got, R.avgpool2d_forward, (x,), (cfg.kernel, cfg.stride, cfg.pads),
+                             cfg.kh * cfg.kw + 2, cfg.dtype)
 
 
 @pool_configs
 def test_avgpool2d_backward(cfg):
     ho, wo = cfg.out_hw
-    g = _normal(cfg.rng(), (cfg.n, cfg.c, ho, wo), cfg.dtype)
+    g = _normal(cfg.rng(SEED), (cfg.n, cfg.c, ho, wo), cfg.dtype)
     got = K.avgpool2d_backward(g, (cfg.h, cfg.w), cfg.kernel, cfg.stride, cfg.pads)
-    ref = R.avgpool2d_backward(_f64(g), (cfg.h, cfg.w), cfg.kernel, cfg.stride, cfg.pads)
-    mag = R.avgpool2d_backward(np.abs(_f64(g)), (cfg.h, cfg.w), cfg.kernel, cfg.stride, cfg.pads)
-    assert_within_rounding(got, ref, mag, cfg.kh * cfg.kw + 2, cfg.dtype)
+    assert_matches_reference(got, R.avgpool2d_backward, (g,), ((cfg.h, cfg.w), cfg.kernel, cfg.stride, cfg.pads),
+                             cfg.kh * cfg.kw + 2, cfg.dtype)
 
 
 @pytest.mark.parametrize("shape", [(1, 2, 4, 4), (2, 3, 7, 9), (1, 1, 2, 3), (3, 2, 16, 15), (1, 1, 3, 5)],
@@ -520,43 +396,84 @@ def test_maxpool_overlapping_windows_hand_computed():
 
 # --------------------------------------------------------------------------- elementwise
 
-ELEM_CONFIGS = CONV_CONFIGS[:N_RANDOM]
+#: what the elementwise kernels see: one element, one row, one column, a dense
+#: layer's (batch, features), images of odd and even sizes and a one-pixel-high one
+ELEM_SHAPES = [(1, 1), (1, 13), (7, 1), (3, 17), (3, 2, 5, 7), (2, 1, 1, 9), (4, 3, 8, 6)]
+#: clip_mask's (lo, hi): ReLU, ReLU6, and a window around zero
+CLIPS = [(0.0, np.inf), (0.0, 6.0), (-1.5, 0.5)]
+
+elem_shapes = pytest.mark.parametrize("shape", ELEM_SHAPES, ids=lambda s: "x".join(map(str, s)))
+elem_dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+elem_builds = pytest.mark.parametrize("build", ["parallel", "serial"])
 
 
-def _activations(cfg):
-    """Pre-activations y with bias b such that some y + b are exactly zero."""
-    rng = cfg.rng()
-    ho, wo = cfg.out_hw
-    y = _normal(rng, (cfg.n, cfg.f, ho, wo), cfg.dtype)
-    b = _normal(rng, (cfg.f,), cfg.dtype)
-    hit = rng.random(y.shape) < 0.2
-    y[hit] = np.broadcast_to(-b[None, :, None, None], y.shape)[hit]
-    return y, b
+def _elem_rng(shape, dtype, *more):
+    return np.random.default_rng([SEED, *shape, np.dtype(dtype).itemsize, *more])
 
 
-@pytest.mark.parametrize("cfg", ELEM_CONFIGS, ids=_config_id)
-@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "nobias"])
-def test_bias_relu(cfg, with_bias):
-    y, b = _activations(cfg)
-    b = b if with_bias else None
-    a, mask = K.bias_relu(y, b)
-    ar, maskr = R.bias_relu(y, b)
-    assert a.dtype == y.dtype and mask.dtype == np.bool_ and mask.shape == y.shape
-    # one rounded addition, identical in numba and numpy: bitwise equal
-    np.testing.assert_array_equal(a, ar)
-    np.testing.assert_array_equal(mask, maskr)
-    if with_bias:
-        assert (~mask).any()
+def _pre_activations(shape, dtype, lo, hi):
+    """Normal values (sd 4) with the ends planted: exactly lo and hi, their
+    neighbouring floats, +-inf and -0.0 (all of them once an array has 18
+    elements; none in a single element)."""
+    rng = _elem_rng(shape, dtype, CLIPS.index((lo, hi)))
+    y = (rng.normal(size=shape) * 4).astype(dtype)
+    t = np.dtype(dtype).type
+    lo, hi, inf = t(lo), t(hi), t(np.inf)
+    ends = [lo, hi, np.nextafter(lo, -inf), np.nextafter(lo, inf), np.nextafter(hi, -inf),
+            np.nextafter(hi, inf), -inf, inf, t(-0.0)]
+    k = min(len(ends), y.size // 2)
+    y.reshape(-1)[rng.permutation(y.size)[:k]] = ends[:k]
+    return y
 
 
-@pytest.mark.parametrize("cfg", ELEM_CONFIGS[::2], ids=_config_id)
-@pytest.mark.parametrize("forward_mask,backward_relu", list(itertools.product([False, True], repeat=2)))
+def _same_bits(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
+    assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+
+
+@elem_builds
+@elem_dtypes
+@elem_shapes
+@pytest.mark.parametrize("lo, hi", CLIPS, ids=["relu", "relu6", "window"])
+def test_clip_mask(shape, dtype, lo, hi, build, monkeypatch):
+    """min(max(y, lo), hi) and the strict mask lo < y < hi, bit for bit as the
+    reference computes them (y == lo and y == hi are clipped and masked)."""
+    use_kernel_build(monkeypatch, build)
+    y = _pre_activations(shape, dtype, lo, hi)
+    before = y.copy()
+    got, mask = K.clip_mask(y, lo, hi)
+    assert got.dtype == y.dtype and got.shape == y.shape
+    assert mask.dtype == np.bool_ and mask.shape == y.shape
+    ref, ref_mask = R.clip_mask(y, lo, hi)
+    _same_bits(got, ref)
+    np.testing.assert_array_equal(mask, ref_mask)
+    # and the plain formula
+    np.testing.assert_array_equal(got, np.clip(y, lo, hi))
+    np.testing.assert_array_equal(mask, (y > lo) & (y < hi))
+    _same_bits(y, before)
+
+
+def test_clip_mask_sees_every_planted_end():
+    y = _pre_activations((3, 2, 5, 7), np.float32, 0.0, 6.0)
+    for v in (0.0, 6.0, np.inf, -np.inf):
+        assert (y == v).any(), v
+    assert (np.signbit(y) & (y == 0)).any()  # -0.0
+    assert ((y > 0) & (y < 1e-30)).any() and ((y > 6) & (y < 6.001)).any()
+
+
+@elem_builds
+@elem_dtypes
+@elem_shapes
+@pytest.mark.parametrize("forward_mask, backward_relu", list(itertools.product([False, True], repeat=2)),
+                         ids=["identity", "deconvnet", "saliency", "gbp"])
 @pytest.mark.parametrize("reps", [1, 3], ids=["single", "stacked3"])
-def test_relu_backward(cfg, forward_mask, backward_relu, reps):
-    y, b = _activations(cfg)
-    _, mask = K.bias_relu(y, b)
-    rng = cfg.rng()
-    g = _normal(rng, (reps * y.shape[0],) + y.shape[1:], cfg.dtype)
+def test_relu_backward(shape, dtype, forward_mask, backward_relu, reps, build, monkeypatch):
+    """T = h(R) * mask for one rule's flags; a signal of ``reps`` stacked batches
+    meets the mask of one batch in every block."""
+    use_kernel_build(monkeypatch, build)
+    rng = _elem_rng(shape, dtype, reps)
+    mask = rng.random(shape) < 0.5
+    g = (rng.normal(size=(reps * shape[0],) + shape[1:])).astype(dtype)
     g[rng.random(g.shape) < 0.1] = 0
     got = K.relu_backward(g, mask, forward_mask, backward_relu)
     ref = R.relu_backward(g, mask, forward_mask, backward_relu)
@@ -566,20 +483,6 @@ def test_relu_backward(cfg, forward_mask, backward_relu, reps):
     m = np.concatenate([mask] * reps) if forward_mask else True
     expect = np.where(m & ((g > 0) if backward_relu else True), g, 0)
     np.testing.assert_array_equal(got, expect)
-
-
-@pytest.mark.parametrize("cfg", ELEM_CONFIGS[::3], ids=_config_id)
-def test_clip_mask(cfg):
-    rng = cfg.rng()
-    ho, wo = cfg.out_hw
-    y = (rng.normal(size=(cfg.n, cfg.f, ho, wo)) * 5).astype(cfg.dtype)
-    # exact boundary values
-    y.flat[::7] = 0
-    y.flat[3::11] = 6
-    got, mask = K.clip_mask(y, 0, 6)
-    assert got.dtype == y.dtype and mask.dtype == np.bool_
-    np.testing.assert_array_equal(got, np.clip(y, 0, 6))
-    np.testing.assert_array_equal(mask, (y > 0) & (y < 6))
 
 
 # --------------------------------------------------------------------------- padding arithmetic
@@ -681,17 +584,6 @@ def test_output_hw_raises_for_a_window_larger_than_the_padded_input(in_hw, kerne
 
 # --------------------------------------------------------------------------- threads
 
-@pytest.fixture
-def thread_counts():
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("numba has a single thread available")
-    before = K.get_num_threads()
-    try:
-        yield (1, 2)
-    finally:
-        K.set_num_threads(before)
-
-
 def _bytes(out):
     if isinstance(out, tuple):
         return tuple(_bytes(o) for o in out)
@@ -700,7 +592,7 @@ def _bytes(out):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("tile_floats", [None, 1000], ids=["default-tiles", "small-tiles"])
-def test_results_do_not_depend_on_thread_count(thread_counts, dtype, tile_floats, monkeypatch):
+def test_results_do_not_depend_on_thread_count(dtype, tile_floats, monkeypatch):
     if tile_floats is not None:
         monkeypatch.setattr(conv_module, "TILE_FLOATS", tile_floats)
     rng = np.random.default_rng(SEED)
@@ -728,10 +620,6 @@ def test_results_do_not_depend_on_thread_count(thread_counts, dtype, tile_floats
             "col2im": K.col2im(cols, x.shape, (4, 3), stride, pads),
         }
 
-    results = {}
-    for t in thread_counts:
-        K.set_num_threads(t)
-        assert K.get_num_threads() == t
-        results[t] = {k: _bytes(v) for k, v in run().items()}
-    for k in results[1]:
-        assert results[1][k] == results[2][k], k
+    one, two = at_thread_counts(lambda: {k: _bytes(v) for k, v in run().items()})
+    for k in one:
+        assert one[k] == two[k], k

@@ -179,11 +179,25 @@ def avgpool2d_backward(g, x_hw, size, stride, pads):
     return dxp[:, :, t:t + h, l:l + wd]
 
 
-def bias_relu(y, b):
-    """Add a per-channel bias (axis 1) and apply ReLU; also return the mask y+b > 0."""
-    z = y if b is None else y + b.reshape((1, -1) + (1,) * (y.ndim - 2))
-    mask = z > 0
-    return np.where(mask, z, 0).astype(y.dtype), mask
+def clip_mask(y, lo, hi):
+    """The clipped ReLU min(max(y, lo), hi) and its forward mask lo < y < hi,
+    one element at a time (ReLU: lo = 0, hi = inf; ReLU6: lo = 0, hi = 6).
+
+    The mask is strict at both ends: at y == lo or y == hi the unit is flat, so
+    its derivative is 0 there. Anything not above lo (NaN included) becomes lo.
+    """
+    lo, hi = y.dtype.type(lo), y.dtype.type(hi)
+    out = np.empty_like(y)
+    mask = np.zeros(y.shape, dtype=np.bool_)
+    for i in np.ndindex(y.shape):
+        v = y[i]
+        if lo < v < hi:
+            out[i], mask[i] = v, True
+        elif v >= hi:
+            out[i] = hi
+        else:
+            out[i] = lo
+    return out, mask
 
 
 def relu_backward(g, mask, forward_mask, backward_relu):

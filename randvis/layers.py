@@ -8,6 +8,13 @@ batch axis (how one backward pass computes all three maps with GEMMs three
 times wider). Only ReLU-like layers look at the rule: every other layer applies
 its ordinary adjoint (max-pooling routes to the forward argmax for all rules).
 
+A layer owns its parameters as read-only arrays (it copies what it is given
+unless that is already a read-only array owning its memory). A parameter
+changes only by assigning a whole new value, ``layer.weight = w`` or
+``net["conv1.weight"] = w``, and what a layer derives from its weights (the
+Winograd transform of a 3x3 convolution's filters) is computed then: at
+construction, :meth:`Layer.astype` and every assignment.
+
 Images are ``(n, c, h, w)``; convolution weights ``(f, c, kh, kw)``; dense
 weights ``(out, in)`` with ``y = x @ W.T + b`` (PyTorch's conventions, so
 weights move between frameworks without transposes).
@@ -15,6 +22,7 @@ weights move between frameworks without transposes).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import numbers
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -22,19 +30,59 @@ from tqdm.auto import tqdm
 from . import _checks
 from . import kernels as K
 from . import limits
+from ._io import jsonable
 from .rules import SALIENCY, as_rules
 
-__all__ = ["Layer", "Conv2d", "DepthwiseConv2d", "Dense", "StreamedDense", "ReLU", "ReLU6",
-           "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Residual", "LAYER_TYPES"]
+__all__ = ["Layer", "Param", "Chain", "Conv2d", "DepthwiseConv2d", "Dense", "StreamedDense",
+           "ClippedReLU", "ReLU", "ReLU6", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten",
+           "Residual", "LAYER_TYPES"]
 
 #: streamed passes over more weights than this show a progress bar (on a terminal)
 PROGRESS_WEIGHTS = 1 << 30
+
+#: an output size every route of kernels.winograd_suits accepts: a layer keeps its
+#: Winograd filter transform when some input size would use it
+_ANY_SIZE = (1 << 30, 1 << 30)
+
+
+class Param:
+    """A parameter attribute of a :class:`Layer`.
+
+    Reading gives the layer's read-only array (or None); assigning a value
+    checks it (the parameter's shape, finite real numbers), stores a read-only
+    copy in the parameter's dtype and lets the layer derive what depends on it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randvis.layers import Dense
+    >>> layer = Dense(np.zeros((2, 3)))
+    >>> layer.weight.flags.writeable
+    False
+    >>> layer.weight = np.ones((2, 3))
+    >>> layer.forward(np.ones((1, 3)))[0].tolist()
+    [[3.0, 3.0]]
+    """
+
+    def __set_name__(self, owner, name):
+        self.name = name
+        self.slot = "_" + name
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        return layer.__dict__.get(self.slot)
+
+    def __set__(self, layer, value):
+        layer.set_param(self.name, value)
 
 
 class Layer:
     """Base class: parameters by name, shape inference, config for saving."""
 
     param_names: tuple = ()
+    #: attributes derived from the parameters (recomputed, never pickled)
+    derived: tuple = ()
 
     def __init__(self, name=None):
         if name is not None and not isinstance(name, str):
@@ -42,7 +90,7 @@ class Layer:
         self.name = name
 
     def params(self):
-        """Parameters of this layer by local name (the arrays themselves)."""
+        """Parameters of this layer by local name (its read-only arrays)."""
         return {k: getattr(self, k) for k in self.param_names if getattr(self, k) is not None}
 
     def param_shapes(self):
@@ -59,16 +107,190 @@ class Layer:
         """Gradients of the loss w.r.t. this layer's parameters given dL/dy = g."""
         return {}
 
-    def astype(self, dtype):
+    def set_param(self, local, value, full=None):
+        """Replace the parameter ``local`` by ``value`` (same shape, finite real
+        numbers, cast to the parameter's dtype); ``full`` names it in errors."""
+        label = repr(full or (f"{self.name}.{local}" if self.name else local))
+        old = getattr(self, local)
+        if old is None:
+            raise ValueError(f"parameter {label}: this {type(self).__name__} was built without it")
+        value = np.asarray(value)
+        if value.shape != old.shape:
+            raise ValueError(f"parameter {label} must have shape {old.shape}, got {value.shape}")
+        if value.dtype.kind not in "iuf" or not _checks.all_finite(value):
+            raise ValueError(f"parameter {label} must be finite real numbers, got "
+                             f"{'non-finite values' if value.dtype.kind in 'iuf' else value.dtype}")
+        self._hold(local, np.array(value, dtype=old.dtype, order="C"), fresh=True)
+        self._derive()
+
+    def _hold(self, local, a, fresh=False):
+        """Keep ``a`` as the parameter ``local``, read-only (``fresh``: nobody else
+        has it, so no copy is needed)."""
+        self.__dict__["_" + local] = None if a is None else (_freeze(a) if fresh else _owned(a))
+
+    def _derive(self):
+        """Compute what the layer derives from its parameters (nothing here)."""
+
+    def copy(self):
+        """The same layer as a new object, sharing the read-only parameter arrays."""
         new = self.__class__.__new__(self.__class__)
         new.__dict__.update(self.__dict__)
-        for k, v in self.params().items():
-            setattr(new, k, v.astype(dtype))
         return new
 
+    def astype(self, dtype):
+        """A copy with its parameters in float ``dtype`` (shared where they already are)."""
+        new = self.copy()
+        new._cast(np.dtype(dtype))
+        return new
+
+    def _cast(self, dtype):
+        changed = False
+        for k, v in self.params().items():
+            if v.dtype != dtype:
+                self._hold(k, v.astype(dtype), fresh=True)
+                changed = True
+        if changed:
+            self._derive()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for k in self.derived:
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for k in self.param_names:
+            self._hold(k, self.__dict__.get("_" + k))
+        self._derive()
+
     def __repr__(self):
-        cfg = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({cfg}, name={self.name!r})"
+        parts = [f"{k}={v!r}" for k, v in self.config().items()] + [f"name={self.name!r}"]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _freeze(a):
+    a.flags.writeable = False
+    return a
+
+
+def _owned(a):
+    """``a`` itself if it is read-only down to the array owning its memory (nobody
+    can write to it in place), else a read-only copy in the same memory order."""
+    b = a
+    while isinstance(b, np.ndarray) and not b.flags.writeable:
+        if b.base is None:
+            return a
+        b = b.base
+    return _freeze(np.array(a, order="K"))
+
+
+class Chain:
+    """Layers applied in order, each with a unique name: what :class:`Residual`
+    and :class:`~randvis.network.Sequential` share.
+
+    The chain holds copies of the layers it is given (the caller's objects are
+    never renamed or changed); the copies share the read-only parameter arrays.
+    Parameters are named ``<layer>.<param>``, a chain inside a chain adds its
+    own prefix (``block2.dw.weight``), and :meth:`layer` finds a layer by such
+    a dotted path.
+    """
+
+    layers: list
+
+    @staticmethod
+    def _adopt(layers, what="layer", where="", dtype=None):
+        """Copies of ``layers`` (cast to ``dtype`` if given), unnamed ones named
+        ``<type><index>``; names must be unique and must not contain ``"."``."""
+        out, seen = [], set()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"{what} {i} is not a Layer: {layer!r}")
+            layer = layer.copy() if dtype is None else layer.astype(dtype)
+            if layer.name is None:
+                layer.name = f"{type(layer).__name__.lower()}{i}"
+            if "." in layer.name:
+                raise ValueError(f"layer names must not contain '.': {layer.name!r}")
+            if layer.name in seen:
+                raise ValueError(f"duplicate layer name {layer.name!r}{where}")
+            seen.add(layer.name)
+            out.append(layer)
+        return out
+
+    def layer(self, name):
+        """The layer called ``name``; ``"block.inner"`` reaches a layer inside a
+        chain (a :class:`Residual` block)."""
+        head, dot, rest = name.partition(".") if isinstance(name, str) else (None, "", "")
+        for layer in self.layers:
+            if layer.name == head:
+                if not dot:
+                    return layer
+                if isinstance(layer, Chain):
+                    try:
+                        return layer.layer(rest)
+                    except KeyError:
+                        pass
+                break
+        raise KeyError(f"no layer named {name!r}")
+
+    def params(self):
+        """All parameters as ``{"layer.param": array}`` (read-only arrays)."""
+        return {f"{l.name}.{k}": v for l in self.layers for k, v in l.params().items()}
+
+    def _param_owner(self, name):
+        """(layer, local name) of the parameter ``name``, or None."""
+        head, dot, rest = name.partition(".") if isinstance(name, str) else (None, "", "")
+        for layer in self.layers:
+            if layer.name == head and dot:
+                if isinstance(layer, Chain):
+                    return layer._param_owner(rest)
+                return (layer, rest) if rest in layer.params() else None
+        return None
+
+    def __getitem__(self, name):
+        """The parameter ``name`` (a read-only array)."""
+        owner = self._param_owner(name)
+        if owner is None:
+            raise KeyError(f"no parameter named {name!r}")
+        return getattr(*owner)
+
+    def __setitem__(self, name, value):
+        """Replace the parameter ``name`` (see :meth:`Layer.set_param`)."""
+        owner = self._param_owner(name)
+        if owner is None:
+            raise KeyError(f"no parameter named {name!r}")
+        owner[0].set_param(owner[1], value, full=name)
+
+    def _shapes(self, in_shape):
+        """Per-sample shapes: the input's, then every layer's output."""
+        shapes = [tuple(in_shape)]
+        for layer in self.layers:
+            shapes.append(tuple(layer.output_shape(shapes[-1])))
+        return shapes
+
+    def _specs(self):
+        return [{"type": type(l).__name__, "name": l.name, **l.config()} for l in self.layers]
+
+    def _forward(self, x):
+        caches = []
+        for layer in self.layers:
+            x, cache = layer.forward(x)
+            caches.append(cache)
+        return x, caches
+
+    def _backward(self, g, caches, rule):
+        for layer, cache in zip(reversed(self.layers), reversed(caches)):
+            g = layer.backward(g, cache, rule)
+        return g
+
+    def _gradients(self, g, caches):
+        """(dL/dx, {"layer.param": grad}) for dL/dy = g: plain backpropagation."""
+        grads = {}
+        for layer, cache in zip(reversed(self.layers), reversed(caches)):
+            for k, v in layer.param_grads(g, cache).items():
+                grads[f"{layer.name}.{k}"] = v
+            g = layer.backward(g, cache, SALIENCY)
+        return g, grads
 
 
 def _rule_blocks(g, mask, rule, backward):
@@ -95,30 +317,129 @@ def _masked_backward(g, mask, r):
     return K.relu_backward(_rows(g), _rows(mask), r.forward_mask, r.backward_relu).reshape(g.shape)
 
 
-class ReLU(Layer):
-    """y = max(x, 0); backward T = h(R) * 1(x > 0) per the rule."""
+class ClippedReLU(Layer):
+    """y = min(max(x, lo), hi) with the forward mask 1(lo < x < hi); backward
+    T = h(R) * mask per the rule. :class:`ReLU` is (0, inf), :class:`ReLU6` is (0, 6).
+
+    Parameters
+    ----------
+    lo : float
+        Finite lower clip.
+    hi : float or None
+        Upper clip above ``lo``; ``inf`` or None for none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y, mask = ClippedReLU(0, 2).forward(np.array([[-1.0, 1.0, 3.0]]))
+    >>> y.tolist(), mask.tolist()
+    ([[0.0, 1.0, 2.0]], [[False, True, False]])
+    """
+
+    def __init__(self, lo=0.0, hi=np.inf, name=None):
+        super().__init__(name)
+        hi = np.inf if hi is None else hi
+        for v, what in ((lo, "lo"), (hi, "hi")):
+            if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)):
+                raise TypeError(f"ClippedReLU {what} must be a real number, got {_checks.short_repr(v)}")
+        self.lo, self.hi = float(lo), float(hi)
+        if not (np.isfinite(self.lo) and self.lo < self.hi):
+            raise ValueError(f"ClippedReLU needs a finite lo below hi (hi may be inf), got lo={lo!r}, "
+                             f"hi={hi!r}")
+
+    def config(self):
+        return {"lo": self.lo, "hi": None if self.hi == np.inf else self.hi}
 
     def forward(self, x):
-        y, mask = K.bias_relu(x, None)
-        return y, mask
-
-    def backward(self, g, mask, rule):
-        return _rule_blocks(g, mask, rule, _masked_backward)
-
-
-class ReLU6(Layer):
-    """y = min(max(x, 0), 6); forward mask 1(0 < x < 6), then the rule as for ReLU."""
-
-    def forward(self, x):
-        y, mask = K.clip_mask(_rows(x), 0.0, 6.0)
+        y, mask = K.clip_mask(_rows(x), self.lo, self.hi)
         return y.reshape(x.shape), mask.reshape(x.shape)
 
     def backward(self, g, mask, rule):
         return _rule_blocks(g, mask, rule, _masked_backward)
 
 
-class Conv2d(Layer):
+class ReLU(ClippedReLU):
+    """y = max(x, 0) with the mask 1(x > 0): ``ClippedReLU(0, inf)``."""
+
+    def __init__(self, name=None):
+        super().__init__(0.0, np.inf, name)
+
+    def config(self):
+        return {}
+
+
+class ReLU6(ClippedReLU):
+    """y = min(max(x, 0), 6) with the mask 1(0 < x < 6): ``ClippedReLU(0, 6)``."""
+
+    def __init__(self, name=None):
+        super().__init__(0.0, 6.0, name)
+
+    def config(self):
+        return {}
+
+
+class _Conv(Layer):
+    """What Conv2d and DepthwiseConv2d share: a weight (out, in per group, kh,
+    kw) with an optional bias, stride and padding, and the kernels for the
+    parameter gradients."""
+
+    param_names = ("weight", "bias")
+    weight = Param()
+    bias = Param()
+    #: the layer's word for its weight in errors, and the weight's layout
+    what, layout = "conv", "(f, c, kh, kw)"
+
+    def __init__(self, weight, bias=None, stride=1, padding="same", name=None):
+        super().__init__(name)
+        weight = _weight_array(weight, f"{self.what} weight", name)
+        if weight.ndim != 4 or 0 in weight.shape or not self._fits(weight.shape):
+            raise ValueError(f"{self.what} weight must have shape {self.layout} with every size >= 1, "
+                             f"got {weight.shape}")
+        self._hold("weight", weight)
+        self._hold("bias", _bias_array(bias, weight.shape[0], weight.dtype, f"{self.what} bias", name))
+        self.stride = K.as_pair(stride, "stride")
+        K.resolve_padding(padding, (1, 1), (1, 1), (1, 1))  # validates the spec
+        self.padding = padding
+        self._derive()
+
+    @staticmethod
+    def _fits(shape):
+        return True
+
+    @property
+    def kernel_size(self):
+        return self.weight.shape[2:]
+
+    @property
+    def in_channels(self):
+        return self.weight.shape[1]
+
+    def pads(self, in_hw):
+        return K.resolve_padding(self.padding, in_hw, self.kernel_size, self.stride)
+
+    def output_shape(self, in_shape):
+        c, h, w = _expect_image(in_shape, self)
+        if c != self.in_channels:
+            raise ValueError(f"{self.name}: expects {self.in_channels} input channels, got {c}")
+        ho, wo = K.output_hw((h, w), self.kernel_size, self.stride, self.pads((h, w)))
+        return (self.weight.shape[0], ho, wo)
+
+    def config(self):
+        return {"stride": list(self.stride), "padding": jsonable(self.padding)}
+
+    def param_grads(self, g, x):
+        out = {"weight": self._weight_grad(g, x, self.kernel_size, self.stride, self.pads(x.shape[2:]))}
+        if self.bias is not None:
+            out["bias"] = self._bias_grad(g)
+        return out
+
+
+class Conv2d(_Conv):
     """2-D cross-correlation y = w * x + b.
+
+    3x3 stride-1 layers wide enough for the Winograd route
+    (:func:`kernels.winograd_suits`) keep their filters' Winograd transform,
+    computed whenever the weights are set.
 
     Parameters
     ----------
@@ -129,58 +450,28 @@ class Conv2d(Layer):
         ((top, bottom), (left, right))
     """
 
-    param_names = ("weight", "bias")
+    derived = ("_wino",)
+    _weight_grad = staticmethod(K.conv2d_backward_weight)
+    _bias_grad = staticmethod(K.conv2d_backward_bias)
 
-    def __init__(self, weight, bias=None, stride=1, padding="same", name=None):
-        super().__init__(name)
-        weight = _weight_array(weight, "conv weight", name)
-        if weight.ndim != 4 or 0 in weight.shape:
-            raise ValueError(f"conv weight must have shape (f, c, kh, kw) with every size >= 1, "
-                             f"got {weight.shape}")
-        self.weight = weight
-        self.bias = _bias_array(bias, weight.shape[0], weight.dtype, "conv bias", name)
-        self.stride = K.as_pair(stride, "stride")
-        K.resolve_padding(padding, (1, 1), (1, 1), (1, 1))  # validates the spec
-        self.padding = padding
+    @staticmethod
+    def keeps_winograd(weight_shape, stride):
+        """Whether a layer with weights of this shape keeps their Winograd
+        transform (16 f c numbers): when some input size takes that route."""
+        f, c, kh, kw = weight_shape
+        return K.winograd_suits(c, f, (kh, kw), K.as_pair(stride, "stride"), _ANY_SIZE)
 
-    @property
-    def kernel_size(self):
-        return self.weight.shape[2:]
-
-    def pads(self, in_hw):
-        return K.resolve_padding(self.padding, in_hw, self.kernel_size, self.stride)
-
-    def output_shape(self, in_shape):
-        c, h, w = _expect_image(in_shape, self)
-        if c != self.weight.shape[1]:
-            raise ValueError(f"{self.name}: expects {self.weight.shape[1]} input channels, got {c}")
-        ho, wo = K.output_hw((h, w), self.kernel_size, self.stride, self.pads((h, w)))
-        return (self.weight.shape[0], ho, wo)
-
-    def config(self):
-        return {"stride": list(self.stride), "padding": _jsonable(self.padding)}
+    def _derive(self):
+        w = self.weight
+        keep = self.keeps_winograd(w.shape, self.stride)
+        self._wino = _freeze(K.winograd_filter_transform(w)) if keep else None
 
     def _winograd_filters(self, c, out_hw):
-        """The Winograd transform of the filters when this layer's shape takes that
-        route (kernels.conv.winograd_suits), else None.
-
-        The transform is kept with a copy of the weights it came from and reused
-        while the weights are equal to that copy, so writing to ``weight`` in place
-        or replacing it is always seen.
-        """
+        """The kept Winograd transform when this input takes that route, else None."""
         w = self.weight
-        if not K.winograd_suits(c, w.shape[0], w.shape[2:], self.stride, out_hw):
+        if self._wino is None or not K.winograd_suits(c, w.shape[0], w.shape[2:], self.stride, out_hw):
             return None
-        kept = self.__dict__.get("_winograd")
-        if kept is None or kept[0].dtype != w.dtype or not np.array_equal(kept[0], w):
-            kept = (w.copy(), K.winograd_filter_transform(w))
-            self._winograd = kept
-        return kept[1]
-
-    def __getstate__(self):  # the Winograd cache is not part of a layer's state
-        state = self.__dict__.copy()
-        state.pop("_winograd", None)
-        return state
+        return self._wino
 
     def forward(self, x):
         pads = self.pads(x.shape[2:])
@@ -193,15 +484,8 @@ class Conv2d(Layer):
         return K.conv2d_backward_input(g, self.weight, x.shape[2:], self.stride, self.pads(x.shape[2:]),
                                        wino=self._winograd_filters(x.shape[1], g.shape[2:]))
 
-    def param_grads(self, g, x):
-        out = {"weight": K.conv2d_backward_weight(g, x, self.kernel_size, self.stride,
-                                                  self.pads(x.shape[2:]))}
-        if self.bias is not None:
-            out["bias"] = K.conv2d_backward_bias(g)
-        return out
 
-
-class DepthwiseConv2d(Layer):
+class DepthwiseConv2d(_Conv):
     """Depthwise 2-D cross-correlation: channel ``c`` is filtered by its own
     kernel, ``y[:, c] = w[c, 0] * x[:, c] + b[c]`` (no channel mixing).
 
@@ -230,40 +514,19 @@ class DepthwiseConv2d(Layer):
     (1, 2, 7, 7)
     """
 
-    param_names = ("weight", "bias")
+    what, layout = "depthwise", "(c, 1, kh, kw)"
+    _weight_grad = staticmethod(K.depthwise_backward_weight)
+    _bias_grad = staticmethod(K.depthwise_backward_bias)
 
-    def __init__(self, weight, bias=None, stride=1, padding="same", name=None):
-        super().__init__(name)
-        weight = _weight_array(weight, "depthwise weight", name)
-        if weight.ndim != 4 or weight.shape[1] != 1 or 0 in weight.shape:
-            raise ValueError(f"depthwise weight must have shape (c, 1, kh, kw) with every size >= 1, "
-                             f"got {weight.shape}")
-        self.weight = weight
-        self.bias = _bias_array(bias, weight.shape[0], weight.dtype, "depthwise bias", name)
-        self.stride = K.as_pair(stride, "stride")
-        K.resolve_padding(padding, (1, 1), (1, 1), (1, 1))  # validates the spec
-        self.padding = padding
+    @staticmethod
+    def _fits(shape):
+        return shape[1] == 1
 
     @property
     def channels(self):
         return self.weight.shape[0]
 
-    @property
-    def kernel_size(self):
-        return self.weight.shape[2:]
-
-    def pads(self, in_hw):
-        return K.resolve_padding(self.padding, in_hw, self.kernel_size, self.stride)
-
-    def output_shape(self, in_shape):
-        c, h, w = _expect_image(in_shape, self)
-        if c != self.channels:
-            raise ValueError(f"{self.name}: expects {self.channels} input channels, got {c}")
-        ho, wo = K.output_hw((h, w), self.kernel_size, self.stride, self.pads((h, w)))
-        return (c, ho, wo)
-
-    def config(self):
-        return {"stride": list(self.stride), "padding": _jsonable(self.padding)}
+    in_channels = channels
 
     def forward(self, x):
         y = K.depthwise_forward(x, self.weight, self.bias, self.stride, self.pads(x.shape[2:]))
@@ -273,26 +536,21 @@ class DepthwiseConv2d(Layer):
         return K.depthwise_backward_input(g, self.weight, x.shape[2:], self.stride,
                                           self.pads(x.shape[2:]))
 
-    def param_grads(self, g, x):
-        out = {"weight": K.depthwise_backward_weight(g, x, self.kernel_size, self.stride,
-                                                     self.pads(x.shape[2:]))}
-        if self.bias is not None:
-            out["bias"] = K.depthwise_backward_bias(g)
-        return out
-
 
 class Dense(Layer):
     """y = x @ W.T + b with W of shape (out, in)."""
 
     param_names = ("weight", "bias")
+    weight = Param()
+    bias = Param()
 
     def __init__(self, weight, bias=None, name=None):
         super().__init__(name)
         weight = _weight_array(weight, "dense weight", name)
         if weight.ndim != 2 or 0 in weight.shape:
             raise ValueError(f"dense weight must have shape (out, in) with out, in >= 1, got {weight.shape}")
-        self.weight = weight
-        self.bias = _bias_array(bias, weight.shape[0], weight.dtype, "dense bias", name)
+        self._hold("weight", weight)
+        self._hold("bias", _bias_array(bias, weight.shape[0], weight.dtype, "dense bias", name))
 
     @property
     def in_features(self):
@@ -365,6 +623,7 @@ class StreamedDense(Layer):
     """
 
     param_names = ("bias",)
+    bias = Param()
 
     def __init__(self, in_features, out_features, std, seed, bias=None, dtype=np.float32,
                  block_rows=None, name=None):
@@ -374,19 +633,16 @@ class StreamedDense(Layer):
         self.std = _checks.positive_real(std, "std")
         self.seed = _checks.nonnegative_int(seed, "seed")
         self.dtype = _checks.float_dtype(dtype)
-        self.bias = None
-        if bias is not None:
-            self.bias = _bias_array(bias, self.out_features, self.dtype, "streamed dense bias", name)
+        self._hold("bias", _bias_array(bias, self.out_features, self.dtype, "streamed dense bias", name))
         if block_rows is None:
             block_rows = max(1, (32 << 20) // (8 * self.in_features))
         self.block_rows = _checks.positive_int(block_rows, "block_rows")
         limits.check_streamed_weights(self.in_features * self.out_features,
                                       f"{name or 'StreamedDense'} ({self.out_features} x {self.in_features})")
 
-    def astype(self, dtype):
-        new = super().astype(dtype)
-        new.dtype = np.dtype(dtype)
-        return new
+    def _cast(self, dtype):
+        super()._cast(dtype)
+        self.dtype = dtype
 
     def output_shape(self, in_shape):
         if len(in_shape) != 1 or in_shape[0] != self.in_features:
@@ -415,7 +671,7 @@ class StreamedDense(Layer):
         w = np.empty((self.out_features, self.in_features), dtype=self.dtype)
         for s, e, rows in self._blocks():
             w[s:e] = rows
-        return Dense(w, self.bias, name=self.name)
+        return Dense(_freeze(w), self.bias, name=self.name)
 
     def _blocks(self, row_ids=None):
         """Yield (start, stop, rows) in order, generated by a thread pool."""
@@ -482,7 +738,7 @@ class _Pool(Layer):
 
     def config(self):
         return {"size": list(self.size), "stride": list(self.stride),
-                "padding": _jsonable(self.padding)}
+                "padding": jsonable(self.padding)}
 
 
 class MaxPool2d(_Pool):
@@ -538,7 +794,7 @@ class GlobalAvgPool2d(Layer):
         return np.ascontiguousarray(np.broadcast_to(spread[:, :, None, None], g.shape + (h, w)))
 
 
-class Residual(Layer):
+class Residual(Chain, Layer):
     """A residual block ``y = x + body(x)``, ``body`` a chain of layers.
 
     Backward: ``g + body.backward(g)`` with the same rule(s) in the body (the
@@ -550,8 +806,9 @@ class Residual(Layer):
     Parameters
     ----------
     body : list of Layer
-        Layers without a name get ``<type><index>`` names; names must be
-        unique and must not contain ``"."``. The body must keep the shape.
+        Copied (see :class:`Chain`); layers without a name get
+        ``<type><index>`` names; names must be unique and must not contain
+        ``"."``. The body must keep the shape.
 
     Examples
     --------
@@ -572,69 +829,41 @@ class Residual(Layer):
         body = list(body)
         if not body:
             raise ValueError("a residual block needs at least one layer in its body")
-        seen = set()
-        for i, layer in enumerate(body):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"body layer {i} is not a Layer: {layer!r}")
-            if layer.name is None:
-                layer.name = f"{type(layer).__name__.lower()}{i}"
-            if "." in layer.name:
-                raise ValueError(f"layer names inside a residual block must not contain '.': {layer.name!r}")
-            if layer.name in seen:
-                raise ValueError(f"duplicate layer name {layer.name!r} in a residual block")
-            seen.add(layer.name)
-        self.body = body
+        self.layers = self._adopt(body, "body layer", " in a residual block")
 
-    def layer(self, name):
-        for layer in self.body:
-            if layer.name == name:
-                return layer
-        raise KeyError(f"no layer named {name!r} in {self.name!r}")
+    @property
+    def body(self):
+        """The layers of the body, in order."""
+        return self.layers
 
-    def params(self):
-        return {f"{l.name}.{k}": v for l in self.body for k, v in l.params().items()}
-
-    def astype(self, dtype):
-        new = self.__class__.__new__(self.__class__)
-        new.__dict__.update(self.__dict__)
-        new.body = [l.astype(dtype) for l in self.body]
+    def copy(self):
+        new = super().copy()
+        new.layers = [l.copy() for l in self.layers]
         return new
 
+    def _cast(self, dtype):
+        for layer in self.layers:
+            layer._cast(dtype)
+
     def output_shape(self, in_shape):
-        shape = tuple(in_shape)
-        for layer in self.body:
-            shape = tuple(layer.output_shape(shape))
+        shape = self._shapes(in_shape)[-1]
         if shape != tuple(in_shape):
             raise ValueError(f"{self.name}: the body maps {tuple(in_shape)} to {shape}; "
                              "a residual block must keep the shape")
         return shape
 
     def config(self):
-        return {"body": [{"type": type(l).__name__, "name": l.name, **l.config()} for l in self.body]}
+        return {"body": self._specs()}
 
     def forward(self, x):
-        caches = []
-        h = x
-        for layer in self.body:
-            h, cache = layer.forward(h)
-            caches.append(cache)
+        h, caches = self._forward(x)
         return x + h, caches
 
-    def _body_backward(self, g, caches, rule):
-        for layer, cache in zip(reversed(self.body), reversed(caches)):
-            g = layer.backward(g, cache, rule)
-        return g
-
     def backward(self, g, caches, rule):
-        return g + self._body_backward(g, caches, rule)
+        return g + self._backward(g, caches, rule)
 
     def param_grads(self, g, caches):
-        out = {}
-        for layer, cache in zip(reversed(self.body), reversed(caches)):
-            for k, v in layer.param_grads(g, cache).items():
-                out[f"{layer.name}.{k}"] = v
-            g = layer.backward(g, cache, SALIENCY)
-        return out
+        return self._gradients(g, caches)[1]
 
 
 class Flatten(Layer):
@@ -675,12 +904,6 @@ def _expect_image(in_shape, layer):
     return in_shape
 
 
-def _jsonable(v):
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(t) for t in v]
-    return v
-
-
 LAYER_TYPES = {cls.__name__: cls for cls in
-               (Conv2d, DepthwiseConv2d, Dense, StreamedDense, ReLU, ReLU6, MaxPool2d, AvgPool2d,
-                GlobalAvgPool2d, Flatten, Residual)}
+               (Conv2d, DepthwiseConv2d, Dense, StreamedDense, ClippedReLU, ReLU, ReLU6, MaxPool2d,
+                AvgPool2d, GlobalAvgPool2d, Flatten, Residual)}

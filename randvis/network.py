@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._io import atomic_savez
-from .layers import LAYER_TYPES, Conv2d, Dense, DepthwiseConv2d, Layer, Residual, StreamedDense
+from .layers import LAYER_TYPES, Chain, Conv2d, Dense, DepthwiseConv2d, Residual, StreamedDense
 from .limits import check_memory
-from .rules import SALIENCY, as_rules
+from .rules import as_rules
 from .safeio import NpzReader
 
 __all__ = ["Sequential", "Trace", "check_input", "NonFiniteError", "MAX_LAYERS", "MAX_JSON_DEPTH",
@@ -66,13 +66,15 @@ def check_input(x, input_shape, dtype):
     return x
 
 
-class Sequential:
+class Sequential(Chain):
     """A chain of layers with named parameters.
 
     Parameters
     ----------
     layers : list of Layer
-        Layers without a name get ``<type><index>`` names; names must be unique.
+        Copied, in ``dtype`` (the caller's layer objects are left as they
+        are); layers without a name get ``<type><index>`` names; names must be
+        unique and must not contain ``"."`` (see :class:`~randvis.layers.Chain`).
     input_shape : tuple of int
         Per-sample input shape, e.g. ``(3, 224, 224)``.
     dtype : float32 or float64
@@ -87,6 +89,9 @@ class Sequential:
     >>> logits, trace = net.forward(rng.normal(size=(2, 3, 8, 8)))
     >>> net.backward(trace, np.eye(5)[[0, 1]], "gbp").shape
     (2, 3, 8, 8)
+    >>> net["dense3.weight"] = np.zeros((5, 256))     # parameters are replaced whole
+    >>> float(net.predict(np.ones((1, 3, 8, 8))).max())
+    0.0
     """
 
     def __init__(self, layers, input_shape, dtype=np.float32, info=None):
@@ -96,23 +101,8 @@ class Sequential:
         if self.dtype not in _DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
         self.input_shape = tuple(int(s) for s in input_shape)
-        self.layers = []
-        seen = set()
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layer {i} is not a Layer: {layer!r}")
-            if layer.name is None:
-                layer.name = f"{type(layer).__name__.lower()}{i}"
-            if layer.name in seen:
-                raise ValueError(f"duplicate layer name {layer.name!r}")
-            seen.add(layer.name)
-            if layer.params() and any(v.dtype != self.dtype for v in layer.params().values()):
-                layer = layer.astype(self.dtype)
-            _set_streamed_dtype(layer, self.dtype)
-            self.layers.append(layer)
-        self.shapes = [self.input_shape]
-        for layer in self.layers:
-            self.shapes.append(tuple(layer.output_shape(self.shapes[-1])))
+        self.layers = self._adopt(layers, dtype=self.dtype)
+        self.shapes = self._shapes(self.input_shape)
         if len(self.shapes[-1]) != 1:
             raise ValueError(f"the network must end in a vector of logits, got shape {self.shapes[-1]}")
 
@@ -121,56 +111,15 @@ class Sequential:
     def n_classes(self):
         return self.shapes[-1][0]
 
-    def layer(self, name):
-        """The layer called ``name``; ``"block.inner"`` reaches a layer inside a
-        :class:`~randvis.layers.Residual` block."""
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        head, dot, rest = name.partition(".")
-        if dot:
-            for layer in self.layers:
-                if layer.name == head and isinstance(layer, Residual):
-                    try:
-                        return _inner_layer(layer, rest)
-                    except KeyError:
-                        break
-        raise KeyError(f"no layer named {name!r}")
-
     def parameters(self):
-        """All parameters as ``{"layer.param": array}`` (the live arrays: writes
-        through them change the network). Parameters inside a
-        :class:`~randvis.layers.Residual` block are ``"block.layer.param"``."""
-        return {f"{l.name}.{k}": v for l in self.layers for k, v in l.params().items()}
-
-    def _param_owner(self, name):
-        """(layer, local parameter name) owning the parameter ``name``."""
-        for layer in self.layers:
-            for owner, pname, full in _walk_params(layer, layer.name):
-                if full == name:
-                    return owner, pname
-        raise KeyError(f"no parameter named {name!r}")
-
-    def __getitem__(self, name):
-        params = self.parameters()
-        if name not in params:
-            raise KeyError(f"no parameter named {name!r}")
-        return params[name]
-
-    def __setitem__(self, name, value):
-        layer, pname = self._param_owner(name)
-        old = getattr(layer, pname)
-        value = np.asarray(value)
-        if value.shape != old.shape:
-            raise ValueError(f"parameter {name!r} must have shape {old.shape}, got {value.shape}")
-        if value.dtype.kind not in "iuf" or not np.isfinite(value).all():
-            raise ValueError(f"parameter {name!r} must be finite real numbers, got "
-                             f"{'non-finite values' if value.dtype.kind in 'iuf' else value.dtype}")
-        setattr(layer, pname, np.ascontiguousarray(value, dtype=self.dtype))
+        """All parameters as ``{"layer.param": array}``: the layers' read-only
+        arrays (assign a new value with ``net[name] = value``). Parameters inside
+        a :class:`~randvis.layers.Residual` block are ``"block.layer.param"``."""
+        return self.params()
 
     def astype(self, dtype):
         """A copy of the network in another float dtype."""
-        return Sequential([l.astype(dtype) for l in self.layers], self.input_shape, dtype, self.info)
+        return Sequential(self.layers, self.input_shape, dtype, self.info)
 
     def summary(self):
         """A one-line-per-layer table of names, types and output shapes."""
@@ -193,14 +142,12 @@ class Sequential:
 
         Raises :class:`NonFiniteError` if the logits hold NaN or Inf, naming the
         layer where non-finite values first appear: its parameters are
-        non-finite (e.g. written through ``net["conv1.weight"][...]``), or the
-        activations overflowed the dtype there (use float64 or a smaller input).
+        non-finite (only possible by making a read-only parameter array
+        writeable and writing to it), or the activations overflowed the dtype
+        there (use float64 or a smaller input).
         """
-        x0 = x = check_input(x, self.input_shape, self.dtype)
-        caches = []
-        for layer in self.layers:
-            x, cache = layer.forward(x)
-            caches.append(cache)
+        x0 = check_input(x, self.input_shape, self.dtype)
+        x, caches = self._forward(x0)
         if not np.isfinite(x).all():
             del caches
             raise self._non_finite(x0)
@@ -215,8 +162,7 @@ class Sequential:
             if np.isfinite(y).all():
                 x = y
                 continue
-            bad = [full for owner, pname, full in _walk_params(layer, layer.name)
-                   if not np.isfinite(getattr(owner, pname)).all()]
+            bad = [f"{layer.name}.{k}" for k, v in layer.params().items() if not np.isfinite(v).all()]
             where = f"layer {layer.name!r} ({type(layer).__name__})"
             if bad:
                 return NonFiniteError(f"the forward pass gives non-finite logits: they first appear "
@@ -262,27 +208,19 @@ class Sequential:
         g = self._check_seed(trace, seed)
         if len(rules) > 1:
             g = np.concatenate([g] * len(rules), axis=0)
-        for layer, cache in zip(reversed(self.layers), reversed(trace.caches)):
-            g = layer.backward(g, cache, rules)
+        g = self._backward(g, trace.caches, rules)
         return g.reshape((len(rules), trace.batch) + self.input_shape)
 
     def gradients(self, trace, seed):
         """Plain backpropagation of ``sum(seed * logits)``: returns
         ``(dx, {"layer.param": grad})``."""
-        g = self._check_seed(trace, seed)
-        grads = {}
-        for layer, cache in zip(reversed(self.layers), reversed(trace.caches)):
-            for k, v in layer.param_grads(g, cache).items():
-                grads[f"{layer.name}.{k}"] = v
-            g = layer.backward(g, cache, SALIENCY)
-        return g, grads
+        return self._gradients(self._check_seed(trace, seed), trace.caches)
 
     # ---- persistence --------------------------------------------------
     def architecture(self):
         """JSON-able description of the layers (no parameter values)."""
         return {"input_shape": list(self.input_shape), "dtype": self.dtype.name, "info": self.info,
-                "layers": [{"type": type(l).__name__, "name": l.name, **l.config()}
-                           for l in self.layers]}
+                "layers": self._specs()}
 
     def save(self, path):
         """Write the architecture and all parameters to an ``.npz`` file (atomically).
@@ -332,17 +270,11 @@ class Sequential:
                 data[n] = npz.read(n)
                 if not np.isfinite(data[n]).all():
                     raise ValueError(f"{path}: parameter {n!r} contains NaN or Inf")
-        layers = []
-        for spec in arch["layers"]:
-            spec = dict(spec)
-            kind, name = spec.pop("type"), spec.pop("name")
-            p = {k.split(".", 1)[1]: data.pop(k) for k in list(data) if k.split(".", 1)[0] == name}
-            try:
-                layers.append(_build_layer(LAYER_TYPES[kind], name, spec, p, dtype))
-            except (TypeError, KeyError, IndexError) as exc:
-                raise ValueError(f"{path}: layer {name!r} ({kind}) cannot be built: {exc}") from None
-            except ValueError as exc:
-                raise ValueError(f"{path}: layer {name!r} ({kind}): {exc}") from None
+                data[n].flags.writeable = False   # the layers keep these arrays, no copies
+        try:
+            layers = _build_layers(arch["layers"], data, dtype)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         try:
             return cls(layers, input_shape, dtype, arch.get("info"))
         except (TypeError, ValueError) as exc:
@@ -427,54 +359,35 @@ def _count_layers(specs):
     return n
 
 
-def _set_streamed_dtype(layer, dtype):
-    if isinstance(layer, StreamedDense):
-        layer.dtype = dtype
-    elif isinstance(layer, Residual):
-        for inner in layer.body:
-            _set_streamed_dtype(inner, dtype)
-
-
-def _inner_layer(block, path):
-    """The layer at dotted ``path`` inside a Residual block."""
-    head, dot, rest = path.partition(".")
-    layer = block.layer(head)
-    if not dot:
-        return layer
-    if not isinstance(layer, Residual):
-        raise KeyError(path)
-    return _inner_layer(layer, rest)
-
-
-def _walk_params(layer, prefix):
-    """Yield (owning layer, local name, full name) for every parameter of ``layer``."""
-    if isinstance(layer, Residual):
-        for inner in layer.body:
-            yield from _walk_params(inner, f"{prefix}.{inner.name}")
-        return
-    for k in layer.params():
-        yield layer, k, f"{prefix}.{k}"
+def _build_layers(specs, params, dtype):
+    """The layers of a parsed architecture's ``specs``; each takes its parameters
+    ``<name>.<param>`` out of ``params``. Errors are ValueErrors naming the layer."""
+    layers = []
+    for spec in specs:
+        spec = dict(spec)
+        kind, name = spec.pop("type"), spec.pop("name")
+        p = {k.split(".", 1)[1]: params.pop(k) for k in list(params) if k.split(".", 1)[0] == name}
+        try:
+            layers.append(_build_layer(LAYER_TYPES[kind], name, spec, p, dtype))
+        except (TypeError, KeyError, IndexError) as exc:
+            raise ValueError(f"layer {name!r} ({kind}) cannot be built: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"layer {name!r} ({kind}): {exc}") from None
+    return layers
 
 
 def _build_layer(kind, name, spec, p, dtype):
     if kind is Residual:
-        body = []
-        for inner in spec.pop("body", []):
-            inner = dict(inner)
-            ikind, iname = inner.pop("type"), inner.pop("name")
-            if ikind not in LAYER_TYPES:
-                raise ValueError(f"unknown layer type {ikind!r} in {name!r}")
-            ip = {k.split(".", 1)[1]: p.pop(k) for k in list(p) if k.split(".", 1)[0] == iname}
-            body.append(_build_layer(LAYER_TYPES[ikind], iname, inner, ip, dtype))
+        body = _build_layers(spec.pop("body", []), p, dtype)
         if p:
-            raise ValueError(f"layer {name!r}: parameters without a layer: {sorted(p)}")
+            raise ValueError(f"parameters without a layer: {sorted(p)}")
         return Residual(body, name=name)
     for k in ("stride", "size", "padding"):
         if isinstance(spec.get(k), list):
             spec[k] = tuple(tuple(v) if isinstance(v, list) else v for v in spec[k])
     if kind in (Conv2d, DepthwiseConv2d, Dense):
         if "weight" not in p:
-            raise ValueError(f"layer {name!r}: missing parameter {name}.weight")
+            raise ValueError(f"missing parameter {name}.weight")
         return kind(p.pop("weight"), p.pop("bias", None), name=name, **spec)
     if kind is StreamedDense:
         return kind(bias=p.pop("bias", None), dtype=dtype, name=name, **spec)

@@ -62,11 +62,6 @@ class Rule:
                 raise TypeError(f"{flag} must be True or False, got {v!r} ({type(v).__name__})")
             object.__setattr__(self, flag, bool(v))
 
-    def apply_numpy(self, r, mask):
-        """The rule in plain numpy: ``h(R) * mask`` (a readable reference)."""
-        t = np.maximum(r, 0) if self.backward_relu else r
-        return t * mask if self.forward_mask else t
-
 
 SALIENCY = Rule("saliency", forward_mask=True, backward_relu=False)
 DECONVNET = Rule("deconvnet", forward_mask=False, backward_relu=True)

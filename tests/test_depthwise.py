@@ -1,6 +1,5 @@
-"""Depthwise convolution kernels against the naive references, and the new layers
-(DepthwiseConv2d, GlobalAvgPool2d, Residual) inside Sequential: parameters by
-nested name, save/load, gradients.
+"""Depthwise convolution and global average pooling kernels against the naive
+references (the layers and Residual chains are tested in test_layers.py).
 
 Kernel tolerances are elementwise forward-error bounds, as in test_kernels.py:
 a floating-point sum of L terms is within gamma_L ~= L u of the exact sum times
@@ -18,12 +17,8 @@ import pytest
 import randvis.kernels as K
 from randvis.kernels import reference as R
 from randvis.kernels.padding import output_hw, resolve_padding
-from randvis.layers import (Conv2d, Dense, DepthwiseConv2d, Flatten, GlobalAvgPool2d, ReLU, ReLU6,
-                            Residual)
-from randvis.network import Sequential
+from randvis.layers import GlobalAvgPool2d
 from randvis.rules import DECONVNET, GBP, SALIENCY
-
-from dense_reference import rule_formula
 
 
 @pytest.fixture(autouse=True)
@@ -243,165 +238,3 @@ def test_global_avgpool_kernel_references():
                                R.global_avgpool_backward(g, (4, 5)), atol=1e-15)
     # adjoint
     assert np.isclose(np.sum(y * g[:2]), np.sum(x * layer.backward(g[:2], hw)))
-
-
-# --------------------------------------------------------------------------- layers
-
-def test_depthwise_layer_validates():
-    with pytest.raises(ValueError, match=r"\(c, 1, kh, kw\)"):
-        DepthwiseConv2d(np.ones((3, 2, 3, 3)))
-    with pytest.raises(ValueError, match="bias"):
-        DepthwiseConv2d(np.ones((3, 1, 3, 3)), np.ones(2))
-    layer = DepthwiseConv2d(np.ones((3, 1, 3, 3)), name="dw")
-    with pytest.raises(ValueError, match="3 input channels"):
-        layer.output_shape((4, 8, 8))
-    assert layer.output_shape((3, 8, 8)) == (3, 8, 8)
-    assert DepthwiseConv2d(np.ones((3, 1, 5, 5)), stride=2).output_shape((3, 7, 7)) == (3, 4, 4)
-    assert DepthwiseConv2d(np.ones((3, 1, 3, 3)), padding="valid").output_shape((3, 7, 7)) == (3, 5, 5)
-
-
-def test_residual_validates():
-    conv = lambda name=None: Conv2d(np.zeros((2, 2, 1, 1)), name=name)  # noqa: E731
-    with pytest.raises(ValueError, match="at least one"):
-        Residual([])
-    with pytest.raises(ValueError, match="duplicate"):
-        Residual([conv("a"), conv("a")])
-    with pytest.raises(ValueError, match="'.'"):
-        Residual([conv("a.b")])
-    with pytest.raises(TypeError, match="not a Layer"):
-        Residual([conv(), "relu"])
-    block = Residual([Conv2d(np.zeros((3, 2, 1, 1)))], name="r")
-    with pytest.raises(ValueError, match="keep the shape"):
-        block.output_shape((2, 4, 4))
-
-
-def _tiny_net(rng, dtype=np.float64):
-    """Conv stem -> residual(expand, relu6, depthwise, relu6, project) -> depthwise s2
-    -> relu -> global pool -> dense."""
-    return Sequential([
-        Conv2d(rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4), padding="same", name="stem"),
-        ReLU6(name="stem_act"),
-        Residual([Conv2d(rng.normal(size=(8, 4, 1, 1)), rng.normal(size=8), padding="valid", name="expand"),
-                  ReLU6(name="expand_act"),
-                  DepthwiseConv2d(rng.normal(size=(8, 1, 3, 3)), rng.normal(size=8), name="dw"),
-                  ReLU6(name="dw_act"),
-                  Conv2d(rng.normal(size=(4, 8, 1, 1)) * 0.3, rng.normal(size=4), padding="valid",
-                         name="project")], name="block"),
-        DepthwiseConv2d(rng.normal(size=(4, 1, 5, 5)), None, stride=2, name="dw2"),
-        ReLU(name="relu"),
-        GlobalAvgPool2d(name="pool"),
-        Dense(rng.normal(size=(3, 4)), rng.normal(size=3), name="fc"),
-    ], (2, 7, 6), dtype)
-
-
-def test_nested_parameter_names_get_set_and_layer_lookup():
-    net = _tiny_net(np.random.default_rng(0))
-    names = set(net.parameters())
-    assert {"block.expand.weight", "block.dw.bias", "block.project.weight", "dw2.weight",
-            "stem.bias", "fc.weight"} <= names
-    assert "dw2.bias" not in names
-    assert net.layer("block.dw") is net.layer("block").body[2]
-    with pytest.raises(KeyError):
-        net.layer("block.nothere")
-    new = np.full((8, 1, 3, 3), 0.5)
-    net["block.dw.weight"] = new
-    assert np.array_equal(net.layer("block.dw").weight, new)
-    with pytest.raises(ValueError, match="shape"):
-        net["block.dw.weight"] = np.ones((8, 1, 2, 2))
-    with pytest.raises(KeyError, match="no parameter"):
-        net["block.dw.nothere"] = new
-    with pytest.raises(KeyError, match="no parameter"):
-        net["block.nothere.weight"] = new
-    assert "block" in net.summary() and "Residual" in net.summary()
-
-
-def test_save_load_roundtrip_with_nested_layers(tmp_path):
-    net = _tiny_net(np.random.default_rng(1), np.float32)
-    path = net.save(tmp_path / "tiny.npz") or tmp_path / "tiny.npz"
-    back = Sequential.load(path)
-    assert back.architecture() == net.architecture()
-    assert set(back.parameters()) == set(net.parameters())
-    for k, v in net.parameters().items():
-        assert np.array_equal(back[k], v) and back[k].dtype == np.float32
-    x = np.random.default_rng(2).normal(size=(2, 2, 7, 6))
-    np.testing.assert_array_equal(back.predict(x), net.predict(x))
-    maps = back.backward_stacked(back.forward(x)[1], np.eye(3)[[0, 2]], (SALIENCY, GBP))
-    ref = net.backward_stacked(net.forward(x)[1], np.eye(3)[[0, 2]], (SALIENCY, GBP))
-    np.testing.assert_array_equal(maps, ref)
-
-
-def test_astype_converts_nested_layers():
-    net = _tiny_net(np.random.default_rng(3))
-    n32 = net.astype(np.float32)
-    assert all(v.dtype == np.float32 for v in n32.parameters().values())
-    assert all(v.dtype == np.float64 for v in net.parameters().values())
-    x = np.random.default_rng(4).normal(size=(1, 2, 7, 6))
-    np.testing.assert_allclose(n32.predict(x), net.predict(x), rtol=1e-4, atol=1e-4)
-
-
-def test_single_rule_equals_stacked_rules_through_residual():
-    net = _tiny_net(np.random.default_rng(5))
-    x = np.random.default_rng(6).normal(size=(2, 2, 7, 6)) * 2
-    logits, trace = net.forward(x)
-    seed = np.random.default_rng(7).normal(size=logits.shape)
-    stacked = net.backward_stacked(trace, seed, (SALIENCY, DECONVNET, GBP))
-    for i, rule in enumerate((SALIENCY, DECONVNET, GBP)):
-        np.testing.assert_allclose(net.backward(trace, seed, rule), stacked[i], rtol=0, atol=1e-13)
-
-
-def test_parameter_gradients_of_nested_layers_match_finite_differences():
-    rng = np.random.default_rng(8)
-    net = _tiny_net(rng)
-    x = rng.normal(size=(2, 2, 7, 6))
-    logits, trace = net.forward(x)
-    seed = rng.normal(size=logits.shape)
-    _, grads = net.gradients(trace, seed)
-    assert set(grads) == set(net.parameters())
-    h = 1e-6
-    for name in ("block.dw.weight", "block.dw.bias", "block.expand.weight", "block.project.bias",
-                 "dw2.weight", "stem.weight"):
-        flat = net[name].reshape(-1)
-        for i in rng.choice(flat.size, min(3, flat.size), replace=False):
-            old = flat[i]
-            flat[i] = old + h
-            fp = np.sum(seed * net.predict(x))
-            flat[i] = old - h
-            fm = np.sum(seed * net.predict(x))
-            flat[i] = old
-            fd = (fp - fm) / (2 * h)
-            assert abs(grads[name].reshape(-1)[i] - fd) <= 1e-5 * max(1.0, abs(fd)), (name, i)
-
-
-def test_relu_layers_unchanged_by_row_view():
-    """ReLU/ReLU6 work on (n*c, rest) rows; results equal the plain formulas for
-    images, vectors and stacked signals."""
-    rng = np.random.default_rng(9)
-    for shape in [(2, 3, 4, 5), (3, 7)]:
-        x = rng.normal(size=shape) * 5
-        for layer, mask in ((ReLU6(), (x > 0) & (x < 6)), (ReLU(), x > 0)):
-            y, m = layer.forward(x)
-            assert np.array_equal(m, mask)
-            assert np.array_equal(y, np.clip(x, 0, 6) if isinstance(layer, ReLU6) else np.maximum(x, 0))
-            g = rng.normal(size=(3 * shape[0],) + shape[1:])
-            out = layer.backward(g, m, (SALIENCY, DECONVNET, GBP))
-            for k, rule in enumerate((SALIENCY, DECONVNET, GBP)):
-                blk = g[k * shape[0]:(k + 1) * shape[0]]
-                assert np.array_equal(out[k * shape[0]:(k + 1) * shape[0]], rule_formula(rule.name, blk, m))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_layers_keep_the_dtype(dtype):
-    net = _tiny_net(np.random.default_rng(10), dtype)
-    x = np.random.default_rng(11).normal(size=(1, 2, 7, 6))
-    logits, trace = net.forward(x)
-    assert logits.dtype == np.dtype(dtype)
-    assert net.backward(trace, np.ones_like(logits), GBP).dtype == np.dtype(dtype)
-
-
-def test_flatten_after_depthwise_in_a_plain_network():
-    """Depthwise layers also work in nets ending in Flatten + Dense."""
-    rng = np.random.default_rng(12)
-    net = Sequential([DepthwiseConv2d(rng.normal(size=(2, 1, 3, 3)), stride=2), ReLU(), Flatten(),
-                      Dense(rng.normal(size=(4, 2 * 3 * 3)))], (2, 5, 5), np.float64)
-    assert net.shapes[1] == (2, 3, 3)
-    assert list(net.parameters()) == ["depthwiseconv2d0.weight", "dense3.weight"]

@@ -64,14 +64,3 @@ def test_three_rules_match_dense_matrix_reference(name):
             assert err < 1e-10, (name, rule.name, err)
         # the three rules really differ on these nets (the test would notice a mix-up)
         assert not np.allclose(ref["saliency"], ref["gbp"])
-
-
-def test_single_rule_backward_equals_stacked():
-    rng = np.random.default_rng(3)
-    net = NETS["deep_maxpool"](rng)
-    x = rng.normal(size=(2,) + net.input_shape)
-    logits, trace = net.forward(x)
-    seed = rng.normal(size=logits.shape)
-    stacked = net.backward_stacked(trace, seed, RULES)
-    for i, rule in enumerate(RULES):
-        np.testing.assert_allclose(net.backward(trace, seed, rule), stacked[i], rtol=0, atol=1e-13)

@@ -200,7 +200,7 @@ def main(argv=None):
     gp3 = rng.standard_normal((3,) + p_rv.shape[1:], dtype=np.float32)
     pb_rv = K.maxpool2d_backward(gp3, sw, (s, s))
     pb_np = np_maxpool_backward(gp3, arg)
-    a_rv, mask = K.bias_relu(y_rv, None)
+    a_rv, mask = net.layers[1].forward(y_rv)  # the ReLU layer
     rb_rv = np.concatenate([K.relu_backward(g3[i:i + 1], mask, r.forward_mask, r.backward_relu)
                             for i, r in enumerate(randvis.get_rule(m) for m in METHODS)])
     rb_np = np_rule_backward(g3, mask)
@@ -241,7 +241,7 @@ def main(argv=None):
          lambda: np_maxpool_forward(y_np)),
         ("maxpool 2x2 bwd, 3 maps", lambda: K.maxpool2d_backward(gp3, sw, (s, s)),
          lambda: np_maxpool_backward(gp3, arg)),
-        ("relu fwd (+mask)", lambda: K.bias_relu(y_rv, None),
+        ("relu fwd (+mask)", lambda: net.layers[1].forward(y_rv),
          lambda: (lambda m_: (np.where(m_, y_np, 0), m_))(y_np > 0)),
         ("relu bwd, 3 rules stacked", relu_bwd_rv, lambda: np_rule_backward(g3, mask)),
     ]
@@ -287,9 +287,9 @@ def main(argv=None):
     ga = rng.standard_normal((c, 9 * c), dtype=np.float32)
     gb = rng.standard_normal((9 * c, s * s), dtype=np.float32)
     overhead = [
-        ("bias_relu on 1 element", lambda: K.bias_relu(one, None),
+        ("clip_mask on 1 element", lambda: K.clip_mask(one, 0.0, np.inf),
          lambda: (lambda m_: (np.where(m_, one, 0), m_))(one > 0)),
-        (f"relu kernel + GEMM {c}x{9 * c}@{9 * c}x{s * s}", lambda: (K.bias_relu(y_rv, None), ga @ gb),
+        (f"relu kernel + GEMM {c}x{9 * c}@{9 * c}x{s * s}", lambda: (K.clip_mask(y_rv, 0.0, np.inf), ga @ gb),
          lambda: ((lambda m_: (np.where(m_, y_np, 0), m_))(y_np > 0), ga @ gb)),
     ]
     nthreads = K.get_num_threads()

@@ -17,28 +17,21 @@ sign, tile or padding) give errors of the order of M itself.
 """
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 import randvis.kernels as K
+from conftest import assert_within_rounding, at_thread_counts, record_calls
 from randvis.kernels import conv as conv_mod
 from randvis.kernels import reference as R
 from randvis.kernels import winograd as W
-from randvis.layers import Conv2d
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float)
 
-
-@pytest.fixture(autouse=True)
-def _parallel_builds(monkeypatch):
-    from randvis.kernels import _numba
-
-    monkeypatch.setattr(_numba, "PARALLEL_MIN", 0)
+pytestmark = pytest.mark.usefixtures("parallel_builds")
 
 
 def winograd_magnitude(x, w, b, pads):
@@ -68,11 +61,7 @@ def winograd_magnitude(x, w, b, pads):
 
 
 def _assert_close(got, ref, mag, c, dtype):
-    assert got.dtype == np.dtype(dtype) and got.shape == ref.shape, (got.dtype, got.shape, ref.shape)
-    terms = 9 * c + 16
-    bound = 2 * (terms + 1) * (np.finfo(dtype).eps / 2) * mag
-    err = np.abs(got.astype(float) - ref)
-    assert (err <= bound).all(), f"worst err {err.max():.3e}, err/bound {np.max(err / np.maximum(bound, 1e-300)):.3g}"
+    assert_within_rounding(got, ref, mag, 9 * c + 16, dtype)
 
 
 def _configs():
@@ -164,9 +153,7 @@ def test_conv_kernels_route_through_winograd(cfg, monkeypatch):
     monkeypatch.setattr(conv_mod, "WINOGRAD_MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_mod, "WINOGRAD_MIN_PIXELS", 1)
     monkeypatch.setattr(conv_mod, "WINOGRAD_MIN_PIXELS_UNCACHED", 1)
-    calls = []
-    real = W.conv3x3
-    monkeypatch.setattr(W, "conv3x3", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = record_calls(monkeypatch, W, "conv3x3")
     _, n, c, f, h, w, pads, dt = cfg
     x, wt, b, g = _inputs(cfg)
     ref = R.conv2d_forward(x.astype(float), wt.astype(float), b.astype(float), (1, 1), pads)
@@ -192,61 +179,12 @@ def test_route_selection():
     assert not s(512, 512, (3, 3), (1, 1), (7, 7))
 
 
-def _layer(rng, c=16, f=17, dtype=np.float64):
-    return Conv2d(rng.normal(size=(f, c, 3, 3)).astype(dtype), rng.normal(size=f).astype(dtype))
-
-
-def test_layer_keeps_the_transform_and_sees_weight_changes():
-    rng = np.random.default_rng(3)
-    layer = _layer(rng)
-    x = rng.normal(size=(2, 16, 12, 11))
-
-    def direct():
-        return R.conv2d_forward(x, layer.weight, layer.bias, (1, 1), (1, 1, 1, 1))
-
-    y, _ = layer.forward(x)
-    kept = layer._winograd
-    np.testing.assert_allclose(y, direct(), rtol=1e-12, atol=1e-12)
-    layer.forward(x)
-    assert layer._winograd is kept  # reused while the weights are unchanged
-    layer.weight[3, 2, 1, 0] += 1.0  # written in place
-    y, _ = layer.forward(x)
-    np.testing.assert_allclose(y, direct(), rtol=1e-12, atol=1e-12)
-    layer.weight = rng.normal(size=layer.weight.shape)  # replaced
-    y, cache = layer.forward(x)
-    np.testing.assert_allclose(y, direct(), rtol=1e-12, atol=1e-12)
-    g = rng.normal(size=y.shape)
-    np.testing.assert_allclose(layer.backward(g, cache),
-                               R.conv2d_backward_input(g, layer.weight, x.shape[2:], (1, 1), (1, 1, 1, 1)),
-                               rtol=1e-12, atol=1e-12)
-    layer.weight = layer.weight.astype(np.float32)  # a new dtype
-    layer.bias = layer.bias.astype(np.float32)
-    y32, _ = layer.forward(x.astype(np.float32))
-    assert y32.dtype == np.float32 and layer._winograd[1].dtype == np.float32
-
-
-def test_pickled_layer_leaves_the_cache_behind():
-    rng = np.random.default_rng(4)
-    layer = _layer(rng)
-    x = rng.normal(size=(1, 16, 10, 10))
-    y, _ = layer.forward(x)
-    copy = pickle.loads(pickle.dumps(layer))
-    assert "_winograd" not in copy.__dict__
-    np.testing.assert_array_equal(copy.forward(x)[0], y)
-
-
 def test_winograd_is_deterministic_across_thread_counts():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(1, 32, 40, 40)).astype(np.float32)
     w = rng.normal(size=(32, 32, 3, 3)).astype(np.float32)
     u = W.filter_transform(w)
-    before = K.get_num_threads()
-    try:
-        outs = []
-        for t in (1, 2):
-            K.set_num_threads(t)
-            outs.append((W.conv3x3(x, u, None, (1, 1, 1, 1)), W.conv3x3(x, u, None, (1, 1, 1, 1), transpose=True)))
-    finally:
-        K.set_num_threads(before)
+    outs = at_thread_counts(lambda: (W.conv3x3(x, u, None, (1, 1, 1, 1)),
+                                     W.conv3x3(x, u, None, (1, 1, 1, 1), transpose=True)))
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)

@@ -18,7 +18,7 @@ Examples
 from ._numba import get_num_threads, set_num_threads, threading_layer
 from .conv import (TILE_FLOATS, col2im, conv2d_backward_bias, conv2d_backward_input,
                    conv2d_backward_weight, conv2d_forward, im2col)
-from .elementwise import bias_relu, clip_mask, relu_backward
+from .elementwise import clip_mask, relu_backward
 from .padding import as_pair, output_hw, resolve_padding
 from .pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                    maxpool2d_forward)
@@ -27,7 +27,7 @@ from .gemm import dot, matmul, matmul_many, norm, one_blas_thread
 from .winograd import filter_transform as winograd_filter_transform
 
 __all__ = [
-    "as_pair", "avgpool2d_backward", "avgpool2d_forward", "bias_relu", "clip_mask",
+    "as_pair", "avgpool2d_backward", "avgpool2d_forward", "clip_mask",
     "col2im", "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight",
     "conv2d_forward", "get_num_threads", "im2col", "maxpool2d_backward",
     "maxpool2d_forward", "output_hw", "relu_backward", "resolve_padding",

@@ -1,17 +1,22 @@
-"""Fused elementwise kernels: bias + ReLU with its mask, and the rule backward.
+"""Fused elementwise kernels: the clipped ReLU with its mask, and the rules' backward.
+
 Examples
 --------
 >>> import numpy as np
->>> y, mask = bias_relu(np.array([[[-1.0, 0.0, 2.0]]]), None)
->>> y.tolist(), mask.tolist()                            # strict mask: 1(y > 0)
-([[[0.0, 0.0, 2.0]]], [[[False, False, True]]])
->>> g = np.array([[[3.0, -4.0, -5.0]]])          # (+ 0.0 turns the -0.0 of masked negatives into 0.0)
+>>> y = np.array([[-1.0, 0.0, 2.0, 6.0, 7.0]])
+>>> a, mask = clip_mask(y, 0.0, np.inf)                  # ReLU: strict mask 1(y > 0)
+>>> a.tolist(), mask.tolist()
+([[0.0, 0.0, 2.0, 6.0, 7.0]], [[False, False, True, True, True]])
+>>> a6, mask6 = clip_mask(y, 0.0, 6.0)                   # ReLU6: mask 1(0 < y < 6)
+>>> a6.tolist(), mask6.tolist()
+([[0.0, 0.0, 2.0, 6.0, 6.0]], [[False, False, True, False, False]])
+>>> g = np.array([[3.0, -4.0, -5.0, 1.0, 2.0]])  # (+ 0.0 turns the -0.0 of masked negatives into 0.0)
 >>> (relu_backward(g, mask, True, False) + 0.0).tolist()  # saliency: R * 1(y > 0)
-[[[0.0, 0.0, -5.0]]]
+[[0.0, 0.0, -5.0, 1.0, 2.0]]
 >>> (relu_backward(g, mask, False, True) + 0.0).tolist()  # DeconvNet: relu(R)
-[[[3.0, 0.0, 0.0]]]
+[[3.0, 0.0, 0.0, 1.0, 2.0]]
 >>> (relu_backward(g, mask, True, True) + 0.0).tolist()   # GBP: relu(R) * 1(y > 0)
-[[[0.0, 0.0, 0.0]]]
+[[0.0, 0.0, 0.0, 1.0, 2.0]]
 """
 from __future__ import annotations
 
@@ -21,26 +26,8 @@ from ._numba import pjit, prange
 
 
 @pjit
-def _bias_relu(y, bias, has_bias, out, mask):
-    # y, out, mask: (n, c, m)
-    n, c, m = y.shape
-    for p in prange(n * c):
-        b = p // c
-        ci = p % c
-        bv = bias[ci] if has_bias else 0
-        for k in range(m):
-            z = y[b, ci, k] + bv
-            if z > 0:
-                out[b, ci, k] = z
-                mask[b, ci, k] = True
-            else:
-                out[b, ci, k] = 0
-                mask[b, ci, k] = False
-
-
-@pjit
 def _clip_mask(y, lo, hi, out, mask):
-    # ReLU-like with an upper clip (ReLU6: lo=0, hi=6); mask = lo < y < hi
+    # the clipped ReLU (ReLU: lo=0, hi=inf; ReLU6: lo=0, hi=6); mask = lo < y < hi
     n, m = y.shape
     for b in prange(n):
         for k in range(m):
@@ -73,21 +60,9 @@ def _rule_backward(g, mask, forward_mask, backward_relu, out):
             out[b, k] = t
 
 
-def bias_relu(y, b):
-    """ReLU(y + b) with b per channel (axis 1) or None; returns ``(a, mask)``
-    where ``mask = (y + b > 0)`` is the forward ReLU mask."""
-    y = np.ascontiguousarray(y)
-    shp = y.shape
-    y3 = y.reshape(shp[0], shp[1], -1)
-    out = np.empty_like(y3)
-    mask = np.empty(y3.shape, dtype=np.bool_)
-    bias = b if b is not None else np.zeros(1, dtype=y.dtype)
-    _bias_relu(y3, bias, b is not None, out, mask)
-    return out.reshape(shp), mask.reshape(shp)
-
-
 def clip_mask(y, lo, hi):
-    """min(max(y, lo), hi) and the mask lo < y < hi (ReLU6 for lo=0, hi=6)."""
+    """min(max(y, lo), hi) and the mask lo < y < hi, rows along axis 0 (ReLU for
+    lo=0, hi=inf; ReLU6 for lo=0, hi=6); returns ``(a, mask)``."""
     y = np.ascontiguousarray(y)
     y2 = y.reshape(y.shape[0], -1)
     out = np.empty_like(y2)

@@ -57,22 +57,22 @@ def _kind(v):
     return type(v).__name__
 
 
+def _int_from(v, name, low, want):
+    if not _is_int(v):
+        raise TypeError(f"{name} must be {want}, got {short_repr(v)} ({_kind(v)})")
+    if v < low:
+        raise ValueError(f"{name} must be {want}, got {short_repr(v)}")
+    return int(v)
+
+
 def positive_int(v, name):
     """``v`` as an int >= 1 (bools and floats are refused)."""
-    if not _is_int(v):
-        raise TypeError(f"{name} must be a positive integer, got {short_repr(v)} ({_kind(v)})")
-    if v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {short_repr(v)}")
-    return int(v)
+    return _int_from(v, name, 1, "a positive integer")
 
 
 def nonnegative_int(v, name):
     """``v`` as an int >= 0."""
-    if not _is_int(v):
-        raise TypeError(f"{name} must be an integer >= 0, got {short_repr(v)} ({_kind(v)})")
-    if v < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {short_repr(v)}")
-    return int(v)
+    return _int_from(v, name, 0, "an integer >= 0")
 
 
 def positive_real(v, name, allow_none=False):
@@ -159,6 +159,15 @@ def generator(rng, name="rng"):
         raise TypeError(f"{want}, got {short_repr(rng)} ({_kind(rng)})") from None
     except ValueError:
         raise ValueError(f"{want}, got {short_repr(rng)}") from None
+
+
+def network(net, *methods, name="net"):
+    """``net`` if it has the callable ``methods`` a randvis network has (a
+    :class:`~randvis.network.Sequential`)."""
+    if not all(callable(getattr(net, m, None)) for m in methods):
+        raise TypeError(f"{name} must be a randvis network (Sequential, e.g. from "
+                        f"randvis.three_layer_cnn), got {_kind(net)}")
+    return net
 
 
 def float_dtype(dtype, name="dtype"):

@@ -126,8 +126,7 @@ def fgsm(net, x, eps, label=None, target=None, lo=None, hi=None):
     >>> bool(np.abs(res.x_adv - x).max() <= 0.5 + 1e-12)
     True
     """
-    if not (callable(getattr(net, "forward", None)) and callable(getattr(net, "backward", None))):
-        raise TypeError(f"net must be a randvis network (Sequential), got {type(net).__name__}")
+    _checks.network(net, "forward", "backward", "predict")
     eps = _checks.nonnegative_real(eps, "eps")
     lo, hi = _bound(lo, "lo"), _bound(hi, "hi")
     if lo is not None and hi is not None and np.any(lo > hi):

@@ -319,10 +319,16 @@ def _same(a, b):
         return a is b
 
 
-def _args_three_layer_cnn(a):
+def _counts(a, *names):
+    """``dict(a)`` with the arguments ``names`` checked (in order) to be positive ints."""
     v = dict(a)
-    v["n_filters"] = _checks.positive_int(a["n_filters"], "n_filters")
-    v["kernel_size"] = _checks.positive_int(a["kernel_size"], "kernel_size")
+    for name in names:
+        v[name] = _checks.positive_int(a[name], name)
+    return v
+
+
+def _args_three_layer_cnn(a):
+    v = _counts(a, "n_filters", "kernel_size")
     v["stride_pair"] = K.as_pair(a["stride"], "stride")
     K.resolve_padding(a["padding"], (1, 1), (1, 1), (1, 1))  # validates the spec
     v["n_classes"] = _checks.positive_int(a["n_classes"], "n_classes")
@@ -361,9 +367,7 @@ def _plan_three_layer_cnn(v, call):
 
 
 def _args_fcn(a):
-    v = dict(a)
-    v["n_hidden"] = _checks.positive_int(a["n_hidden"], "n_hidden")
-    v["n_classes"] = _checks.positive_int(a["n_classes"], "n_classes")
+    v = _counts(a, "n_hidden", "n_classes")
     v["input_shape"] = _checks.shape(a["input_shape"], "input_shape")
     return _random_head_args(a, v)
 
@@ -378,10 +382,7 @@ def _plan_fcn(v, call):
 
 
 def _args_random_cnn(a):
-    v = dict(a)
-    v["depth"] = _checks.positive_int(a["depth"], "depth")
-    v["width"] = _checks.positive_int(a["width"], "width")
-    v["kernel_size"] = _checks.positive_int(a["kernel_size"], "kernel_size")
+    v = _counts(a, "depth", "width", "kernel_size")
     if a["pool_every"] is not None:
         _checks.positive_int(a["pool_every"], "pool_every")
     _checks.one_of(a["pool_type"], "pool_type", POOL_TYPES)
@@ -592,9 +593,8 @@ def fcn(n_hidden, n_classes=10, input_shape=(3, 224, 224), w_std=None, v_std=Non
     input_shape : (c, h, w)
     w_std, v_std : float, optional
         Stds of the first and second layer (default He scale).
-    init : "gaussian", "he" or "paper"
-    dtype : float32 or float64
-    rng : Generator, int or None
+    init, dtype, rng
+        As for :func:`three_layer_cnn`.
     stream : bool or None
         Stream the dense layers from their seeds (None: those above
         STREAM_THRESHOLD weights).

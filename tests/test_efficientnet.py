@@ -7,9 +7,6 @@ through depthwise, residual and global-pooling layers (dense-matrix reference).
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,7 +20,8 @@ from randvis.layers import (Conv2d, Dense, DepthwiseConv2d, GlobalAvgPool2d, ReL
 from randvis.network import Sequential
 from randvis.rules import DECONVNET, GBP, SALIENCY
 
-from dense_reference import conv_matrix, pads_of, rule_formula
+from conftest import input_differences
+from dense_reference import dense_maps
 
 RULES = (SALIENCY, DECONVNET, GBP)
 
@@ -234,21 +232,6 @@ def test_weights_argument_is_checked():
         efficientnet_lite0(None, input_shape=(1, 32, 32))
 
 
-def test_randvis_never_imports_torch(tmp_path):
-    code = ("import sys, numpy as np\n"
-            "from randvis.efficientnet import efficientnet_lite0\n"
-            "try:\n"
-            "    net = efficientnet_lite0('pretrained', input_shape=(3, 32, 32))\n"
-            "except ImportError:\n"
-            "    net = efficientnet_lite0(None, input_shape=(3, 32, 32), rng=0)\n"
-            "net.predict(np.zeros((1, 3, 32, 32)))\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=300)
-    assert res.returncode == 0, res.stderr
-
-
 # --------------------------------------------------------------------------- saliency = gradient
 
 def _masks(layers, caches):
@@ -268,25 +251,13 @@ def test_saliency_of_the_trained_model_is_the_gradient(state):
     logits, trace = net.forward(x)
     seed = np.random.default_rng(3).normal(size=logits.shape)
     sal = visualize(net, x, target=seed[0], methods=("saliency",))["saliency"][0]
-    base = _masks(net.layers, trace.caches)
-    assert sum(m.size for m in base) > 100_000
-    rng = np.random.default_rng(4)
-    idx = rng.choice(x[0].size, 40, replace=False)
+    assert sum(m.size for m in _masks(net.layers, trace.caches)) > 100_000
+    idx = np.random.default_rng(4).choice(x[0].size, 40, replace=False)
     # the trained net's linear pieces are small: with h = 1e-5 a few of the
     # ~400k ReLU6 units of this 64x64 input already flip; 1e-6 keeps them all
-    # (checked below) and the central difference is then exact up to
-    # rounding, about eps * |f| / h ~ 1e-8 relative here
-    h = 1e-6
-    fd = np.empty(idx.size)
-    for k, i in enumerate(idx):
-        e = np.zeros(x.size)
-        e[i] = h
-        e = e.reshape(x.shape)
-        lp, tp = net.forward(x + e)
-        lm, tm = net.forward(x - e)
-        for a, b, c in zip(base, _masks(net.layers, tp.caches), _masks(net.layers, tm.caches)):
-            assert np.array_equal(a, b) and np.array_equal(a, c), "step left the linear piece"
-        fd[k] = (np.sum(seed * lp) - np.sum(seed * lm)) / (2 * h)
+    # (every step's masks are checked) and the central difference is then
+    # exact up to rounding, about eps * |f| / h ~ 1e-8 relative here
+    fd = input_differences(net, x, seed, idx, 1e-6, pieces=lambda tr: _masks(net.layers, tr.caches))
     got = sal.ravel()[idx]
     assert np.linalg.norm(got - fd) / np.linalg.norm(fd) < 1e-6
 
@@ -307,74 +278,6 @@ def test_relu6_saturates_in_the_trained_model(net32, photo_batch):
 
 
 # --------------------------------------------------------------------------- dense-matrix rules
-
-def _depthwise_matrix(weight, in_shape, stride, pads):
-    c, _, kh, kw = weight.shape
-    _, h, w = in_shape
-    t, b, l, r = pads
-    ho = (h + t + b - kh) // stride[0] + 1
-    wo = (w + l + r - kw) // stride[1] + 1
-    m = np.zeros((c * ho * wo, c * h * w))
-    for ci in range(c):
-        for i in range(ho):
-            for j in range(wo):
-                for u in range(kh):
-                    for v in range(kw):
-                        ih, iw = i * stride[0] - t + u, j * stride[1] - l + v
-                        if 0 <= ih < h and 0 <= iw < w:
-                            m[(ci * ho + i) * wo + j, (ci * h + ih) * w + iw] += weight[ci, 0, u, v]
-    return m, (c, ho, wo)
-
-
-def _dense_steps(layers, v, shape):
-    """Forward through layers as explicit matrices and masks; returns (steps, v, shape)
-    with steps ("lin", M), ("mask", mask) or ("res", substeps)."""
-    steps = []
-    for layer in layers:
-        if isinstance(layer, (Conv2d, DepthwiseConv2d)):
-            k = layer.weight.shape[2:]
-            pads = pads_of(layer.padding, shape[1:], k, layer.stride)
-            make = conv_matrix if isinstance(layer, Conv2d) else _depthwise_matrix
-            m, shape = make(layer.weight.astype(np.float64), shape, layer.stride, pads)
-            bias = 0 if layer.bias is None else np.repeat(layer.bias, shape[1] * shape[2])
-            steps.append(("lin", m))
-            v = m @ v + bias
-        elif isinstance(layer, Dense):
-            steps.append(("lin", layer.weight))
-            v = layer.weight @ v + (0 if layer.bias is None else layer.bias)
-            shape = (layer.weight.shape[0],)
-        elif isinstance(layer, ReLU6):
-            steps.append(("mask", (v > 0) & (v < 6)))
-            v = np.clip(v, 0, 6)
-        elif isinstance(layer, ReLU):
-            steps.append(("mask", v > 0))
-            v = np.maximum(v, 0)
-        elif isinstance(layer, GlobalAvgPool2d):
-            c, h, w = shape
-            m = np.kron(np.eye(c), np.full((1, h * w), 1.0 / (h * w)))
-            steps.append(("lin", m))
-            v = m @ v
-            shape = (c,)
-        elif isinstance(layer, Residual):
-            sub, vb, shape_b = _dense_steps(layer.body, v, shape)
-            assert shape_b == shape
-            steps.append(("res", sub))
-            v = v + vb
-        else:
-            raise TypeError(type(layer))
-    return steps, v, shape
-
-
-def _dense_backward(steps, r, rule):
-    for kind, a in reversed(steps):
-        if kind == "lin":
-            r = a.T @ r
-        elif kind == "mask":
-            r = rule_formula(rule.name, r, a)
-        else:  # y = x + body(x): the identity branch plus the body's rule backward
-            r = r + _dense_backward(a, r, rule)
-    return r
-
 
 def _block(rng, cin, cout, mid, stride, name, scale=0.8):
     layers = [Conv2d(rng.normal(size=(mid, cin, 1, 1)) * scale, rng.normal(size=mid), padding="valid",
@@ -415,9 +318,8 @@ def test_three_rules_match_dense_matrix_reference(name):
     maps, info = visualize(net, x, target="random", rng=1, return_info=True)
     clipped = below = 0
     for i in range(x.shape[0]):
-        steps, logits, _ = _dense_steps(net.layers, x[i].ravel(), net.input_shape)
+        logits, ref = dense_maps(net, x[i], info["seed"][i], RULES)
         np.testing.assert_allclose(info["logits"][i], logits, rtol=0, atol=1e-10 * max(1, np.abs(logits).max()))
-        ref = {rule.name: _dense_backward(steps, info["seed"][i], rule).reshape(x.shape[1:]) for rule in RULES}
         for rule in RULES:
             scale = max(1.0, np.abs(ref[rule.name]).max())
             assert np.abs(maps[rule.name][i] - ref[rule.name]).max() / scale < 1e-10, (name, rule.name)

@@ -12,8 +12,6 @@ import json
 import os
 import pickle
 import struct
-import subprocess
-import sys
 import textwrap
 import zipfile
 import zlib
@@ -30,6 +28,7 @@ from randvis.safeio import NpzError, NpzReader, load_npz
 from randvis.torchfile import CheckpointError, load_state_dict
 from randvis.weights import WeightsError, convert, load_vgg16, save_vgg16_paper_npz
 
+from conftest import run_python
 from torch_writer import MAGIC, T, pickle_body, write_zip
 from test_weights import SMALL, write_keras_h5
 
@@ -38,15 +37,14 @@ GiB = 1 << 30
 
 #: the child's peak resident memory in MiB: VmHWM belongs to the process image, so
 #: unlike ru_maxrss it does not carry over the parent's peak through fork and exec
-PEAK_MIB = ("int(next(l.split()[1] for l in open('/proc/self/status') "
-            "if l.startswith('VmHWM:'))) // 1024")
+PEAK_MIB = ("int(next(l.split()[1] for l in __import__('pathlib').Path('/proc/self/status')"
+            ".read_text().splitlines() if l.startswith('VmHWM:'))) // 1024")
 needs_proc = pytest.mark.skipif(not os.path.exists("/proc/self/status"),
                                 reason="peak memory is read from /proc/self/status (Linux)")
 
 
 def _child(code, ok=True):
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=300)
+    proc = run_python("-c", textwrap.dedent(code), timeout=300)
     assert (proc.returncode == 0) == ok, (proc.returncode, proc.stdout, proc.stderr[-2000:])
     return proc.stdout.strip()
 

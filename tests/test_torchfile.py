@@ -16,16 +16,9 @@ import pytest
 
 from randvis.torchfile import CheckpointError, UnsafeCheckpointError, load_state_dict
 
-from torch_writer import (MAGIC, G, T, p_global, p_int, p_str, p_tuple, pickle_body, save_state_dict,
-                          write_legacy, write_zip)
-
-try:
-    import torch
-except ImportError:  # pragma: no cover - depends on the machine
-    torch = None
-
-needs_torch = pytest.mark.skipif(torch is None, reason="torch is not importable (it is only "
-                                 "used to write reference checkpoints)")
+from conftest import run_python
+from torch_writer import (MAGIC, G, T, needs_torch, p_global, p_int, p_str, p_tuple, pickle_body,
+                          save_state_dict, torch, write_legacy, write_zip)
 
 WRITERS = {"zip": write_zip, "legacy": write_legacy}
 
@@ -248,12 +241,24 @@ def test_error_messages(tmp_path):
         load_state_dict(tmp_path / "nope.pth")
 
 
-def test_randvis_does_not_import_torch(tmp_path):
+def test_randvis_never_imports_torch(tmp_path):
+    """Reading a checkpoint and building EfficientNet-Lite0 from the pretrained file
+    (random weights without it) leave torch unimported."""
     obj, storages, _ = _fixture_dict()
     path = write_legacy(tmp_path / "l.pth", obj, storages)
-    code = ("import sys, randvis, randvis.torchfile as t, randvis.weights; "
-            f"t.load_state_dict({str(path)!r}); assert 'torch' not in sys.modules, 'torch imported'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = ("import sys, numpy as np, randvis, randvis.weights\n"
+            "from randvis.torchfile import load_state_dict\n"
+            "from randvis.efficientnet import efficientnet_lite0\n"
+            f"load_state_dict({str(path)!r})\n"
+            "try:\n"
+            "    net = efficientnet_lite0('pretrained', input_shape=(3, 32, 32))\n"
+            "except ImportError:\n"
+            "    net = efficientnet_lite0(None, input_shape=(3, 32, 32), rng=0)\n"
+            "net.predict(np.zeros((1, 3, 32, 32)))\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    res = run_python("-c", code, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+                     cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
 
 
 # ---------------------------------------------------------------------------

@@ -16,15 +16,7 @@ import randvis
 from randvis.weights import (FORMATS, VGG16_PARAMS, ConversionReport, WeightsError, convert,
                              load_vgg16, save_vgg16_paper_npz)
 
-from torch_writer import save_state_dict
-
-try:
-    import torch
-except ImportError:  # pragma: no cover - depends on the machine
-    torch = None
-
-needs_torch = pytest.mark.skipif(torch is None, reason="torch is not importable (it is only "
-                                 "used to write reference checkpoints)")
+from torch_writer import needs_torch, save_state_dict, torch
 
 SMALL = dict(widths=(4, 4, 8, 8, 8), fc_width=16, n_classes=10, input_shape=(3, 64, 64))
 TV_FEATURES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]

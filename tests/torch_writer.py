@@ -6,13 +6,24 @@ object built from dicts, lists, tuples, scalars, tensors (:class:`T`: a
 storage key, an element offset, a size and a stride, so views, shared
 storages and strides can be written) and raw globals (:class:`G`, for
 malicious streams). :func:`save_state_dict` writes ``{name: array}`` as
-``torch.save`` writes CPU tensors.
+``torch.save`` writes CPU tensors. Where torch is importable, ``torch`` is it
+and tests marked ``needs_torch`` compare with it.
 """
 import pickle
 import struct
 import zipfile
 
 import numpy as np
+import pytest
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - depends on the machine
+    torch = None
+
+#: skips a test where torch (used only to write and read reference checkpoints) is missing
+needs_torch = pytest.mark.skipif(torch is None, reason="torch is not importable (it is only "
+                                 "used to write reference checkpoints)")
 
 #: the magic number a legacy checkpoint starts with
 MAGIC = 0x1950A86A20F9469CFC6C

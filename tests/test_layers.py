@@ -47,6 +47,22 @@ def _winograd_conv(rng, dtype=np.float64):
     return Conv2d(rng.normal(size=(17, 16, 3, 3)).astype(dtype), rng.normal(size=17).astype(dtype))
 
 
+def _states(layers):
+    """(layer, copy of its attribute dict) for every layer, those in blocks too."""
+    out = []
+    for layer in layers:
+        out.append((layer, dict(layer.__dict__)))
+        out += _states(getattr(layer, "body", []))
+    return out
+
+
+def _assert_unchanged(states):
+    """Every layer holds the very objects it held when ``states`` was taken."""
+    for layer, state in states:
+        assert layer.__dict__.keys() == state.keys(), layer
+        assert all(layer.__dict__[k] is v for k, v in state.items()), layer
+
+
 # --------------------------------------------------------------------------- layer state
 
 def test_layers_own_read_only_parameters():
@@ -100,7 +116,7 @@ def test_the_winograd_transform_follows_the_weights():
     def check(layer, x):
         np.testing.assert_array_equal(layer._wino, K.winograd_filter_transform(layer.weight))
         assert layer._wino.dtype == layer.weight.dtype and not layer._wino.flags.writeable
-        state = dict(layer.__dict__)
+        before = _states([layer])
         tol = 1e-10 if x.dtype == np.float64 else 1e-3
         w64, b64 = layer.weight.astype(np.float64), layer.bias.astype(np.float64)
         y, cache = layer.forward(x)
@@ -110,8 +126,7 @@ def test_the_winograd_transform_follows_the_weights():
         np.testing.assert_allclose(layer.backward(g, cache),
                                    R.conv2d_backward_input(g.astype(np.float64), w64, x.shape[2:], (1, 1),
                                                            (1, 1, 1, 1)), rtol=tol, atol=tol)
-        assert layer.__dict__.keys() == state.keys()
-        assert all(layer.__dict__[k] is v for k, v in state.items())
+        _assert_unchanged(before)
 
     check(layer, x)
     layer.weight = rng.normal(size=layer.weight.shape)            # the property
@@ -197,19 +212,36 @@ def test_a_network_copies_its_layers_and_leaves_them_untouched():
     block = Residual([inner, ReLU6()], name="block")
     head = StreamedDense(4 * 6 * 6, 3, std=0.1, seed=2, dtype=np.float64)
     layers = [conv, ReLU(), block, Flatten(), head]
-    before = [(l, l.name, dict(l.__dict__)) for l in layers + block.body]
+    before = _states(layers)
     assert [l.name for l in block.body] == ["depthwiseconv2d0", "relu61"]
     net = Sequential(layers, (2, 6, 6), np.float32)
     assert [l.name for l in net.layers] == ["conv2d0", "relu1", "block", "flatten3", "streameddense4"]
     assert net.layers[4].dtype == np.float32 and net["conv2d0.weight"].dtype == np.float32
     net["block.depthwiseconv2d0.weight"] = np.zeros((4, 1, 3, 3))
     assert conv.name is None and inner.name is None and head.dtype == np.float64
-    for layer, name, state in before:
-        assert layer.name == name and layer.__dict__.keys() == state.keys()
-        assert all(layer.__dict__[k] is v for k, v in state.items())
+    _assert_unchanged(before)
     assert conv.weight.dtype == np.float64 and np.array_equal(conv.weight, w)
     assert not any(a is b for a in net.layers for b in layers)
     assert net.layer("block.depthwiseconv2d0") is not block.body[0]
+
+
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+def test_passes_store_nothing_on_the_layers():
+    """One forward trace serves any number of backward passes: no pass (forward,
+    stacked backward, gradients, the non-finite diagnosis) writes on a layer."""
+    rng = np.random.default_rng(13)
+    wino = Sequential([_winograd_conv(rng), ReLU(), Flatten(), Dense(np.ones((2, 17 * 12 * 11)))],
+                      (16, 12, 11), np.float32)
+    for net in (_tiny_net(rng), randvis.fcn(9, input_shape=(2, 4, 4), n_classes=3, stream=True, rng=1), wino):
+        before = _states(net.layers)
+        logits, trace = net.forward(rng.normal(size=(2,) + net.input_shape))
+        net.backward_stacked(trace, np.ones_like(logits), RULES)
+        net.gradients(trace, np.ones_like(logits))
+        _assert_unchanged(before)
+    before = _states(wino.layers)
+    with pytest.raises(randvis.network.NonFiniteError):
+        wino.forward(np.full((1, 16, 12, 11), 1e38))
+    _assert_unchanged(before)
 
 
 def test_depthwise_layer_validates():

@@ -1,15 +1,17 @@
 """Checkpoints keyed by everything a result depends on; damaged ones recomputed;
 no file lost: foreign outputs, paths that leave --out, stale temporaries, the README stamp."""
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import record_calls, write_huge_npz, write_png
 from randvis import _io
 from randvis import montecarlo as M
 from randvis import reproduce as R
@@ -84,11 +86,9 @@ def test_trained_experiments_are_keyed_by_the_weight_files(tmp_path, monkeypatch
 
 
 def _write_images(folder, k):
-    from PIL import Image
-
     folder.mkdir()
     for name, img in _images(k):
-        Image.fromarray((img * 255).astype(np.uint8).transpose(1, 2, 0)).save(folder / f"{name}.png")
+        write_png(folder / f"{name}.png", img)
     return str(folder)
 
 
@@ -109,17 +109,6 @@ def test_rerun_into_the_same_folder_gives_a_fresh_runs_results(tmp_path):
 # damaged checkpoints
 # ---------------------------------------------------------------------------
 
-def _huge_header(path):
-    """A valid npz whose one member's header claims a (100000, 100000) float32 array (37 GiB)."""
-    header = {"descr": "<f4", "fortran_order": False, "shape": (100_000, 100_000)}
-    import io
-
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, header)
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("map.npy", buf.getvalue() + b"\0" * 64)
-
-
 def _pickled(path):
     with open(path, "wb") as fh:
         np.savez(fh, map=np.array([{"a": 1}], dtype=object))
@@ -134,23 +123,23 @@ def _edited(path, other):
         np.savez(fh, **members)
 
 
+def _flip(path):
+    data = bytearray(Path(path).read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+
+
 DAMAGE = {
-    "empty": lambda p, other: open(p, "wb").close(),
-    "truncated": lambda p, other: open(p, "r+b").truncate(os.path.getsize(p) // 2),
-    "garbage": lambda p, other: open(p, "wb").write(os.urandom(3000)),
-    "text": lambda p, other: open(p, "w").write('{"value": 1.0}'),
-    "another cell's file": lambda p, other: open(p, "wb").write(open(other, "rb").read()),
+    "empty": lambda p, other: Path(p).write_bytes(b""),
+    "truncated": lambda p, other: os.truncate(p, os.path.getsize(p) // 2),
+    "garbage": lambda p, other: Path(p).write_bytes(os.urandom(3000)),
+    "text": lambda p, other: Path(p).write_text('{"value": 1.0}'),
+    "another cell's file": lambda p, other: Path(p).write_bytes(Path(other).read_bytes()),
     "edited array": _edited,
-    "37 GiB header": lambda p, other: _huge_header(p),
+    "37 GiB header": lambda p, other: write_huge_npz(p, "map.npy"),
     "pickled array": lambda p, other: _pickled(p),
     "flipped byte": lambda p, other: _flip(p),
 }
-
-
-def _flip(path):
-    data = bytearray(open(path, "rb").read())
-    data[len(data) // 3] ^= 0xFF
-    open(path, "wb").write(bytes(data))
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
@@ -208,9 +197,7 @@ def test_a_damaged_sweep_checkpoint_is_reported_and_the_sweep_recomputed(tmp_pat
 def test_a_sweep_checkpoint_of_other_code_is_not_reused(tmp_path, sweep_x, monkeypatch):
     ck = tmp_path / "ck.npz"
     M.theory_sweep(sweep_x, checkpoint=ck, **SWEEP)
-    calls = []
-    real = M.simulate_maps
-    monkeypatch.setattr(M, "simulate_maps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = record_calls(monkeypatch, M, "simulate_maps")
     M.theory_sweep(sweep_x, checkpoint=ck, **SWEEP)
     assert not calls
     monkeypatch.setattr(M, "code_version", lambda: "0123456789abcdef")
@@ -369,7 +356,8 @@ WRITER = """
 import os, signal, sys, time
 from randvis._io import atomic_write
 def write(tmp):
-    open(tmp, "wb").write(b"partial")
+    with open(tmp, "wb") as fh:
+        fh.write(b"partial")
     print("writing", flush=True)
     if sys.argv[2] == "die":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -378,10 +366,19 @@ atomic_write(sys.argv[1], write)
 """
 
 
+@contextlib.contextmanager
 def _writer(path, mode):
-    p = subprocess.Popen([sys.executable, "-c", WRITER, str(path), mode], stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline().strip() == "writing"
-    return p
+    """A process stopped inside atomic_write(path): killed there (``mode="die"``,
+    waited for) or still writing ("live", killed when the block ends)."""
+    with subprocess.Popen([sys.executable, "-c", WRITER, str(path), mode], stdout=subprocess.PIPE,
+                          text=True) as p:
+        try:
+            assert p.stdout.readline().strip() == "writing"
+            if mode == "die":
+                p.wait()
+            yield p
+        finally:
+            p.kill()
 
 
 def _temporaries(folder):
@@ -389,28 +386,23 @@ def _temporaries(folder):
 
 
 def test_a_killed_writers_temporary_is_removed_by_the_next_run(tmp_path):
-    dead = _writer(tmp_path / "fig.png", "die")
-    dead.wait()
-    assert dead.returncode == -signal.SIGKILL
+    with _writer(tmp_path / "fig.png", "die") as dead:
+        assert dead.returncode == -signal.SIGKILL
     stale = _temporaries(tmp_path)
     assert len(stale) == 1 and f"-{dead.pid}-" in stale[0]
-    live = _writer(tmp_path / "other.png", "live")
-    try:
+    with _writer(tmp_path / "other.png", "live"):
         keep = [f for f in _temporaries(tmp_path) if f not in stale]
         assert len(keep) == 1
         (tmp_path / ".tmp-notes.txt").write_text("someone else's")
         _io.atomic_write_text(tmp_path / "x.txt", "x")
         assert _temporaries(tmp_path) == sorted(keep + [".tmp-notes.txt"])  # the live writer's file stays
-    finally:
-        live.kill()
-        live.wait()
 
 
 def test_reproduce_removes_stale_temporaries_in_its_checkpoint_folders(tmp_path):
     R.reproduce(out=str(tmp_path), **KW)
     folder = tmp_path / ".checkpoints" / "local_connections"
-    dead = _writer(folder / "cell.npz", "die")
-    dead.wait()
+    with _writer(folder / "cell.npz", "die"):
+        pass
     assert _temporaries(folder)
     notes = []
     R.reproduce(out=str(tmp_path), **dict(KW, log=notes.append))  # every cell reused: nothing written there

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+from conftest import run_python
 
 _CHILD = r"""
 import hashlib, json, sys
@@ -77,8 +77,7 @@ def _have_efficientnet():
 def _run_child(blas, numba_threads, which):
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas), NUMBA_NUM_THREADS=str(numba_threads))
     env.pop("OMP_NUM_THREADS", None)
-    res = subprocess.run([sys.executable, "-c", _CHILD, ",".join(which)], env=env, capture_output=True,
-                         text=True, timeout=600)
+    res = run_python("-c", _CHILD, ",".join(which), env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -142,8 +141,8 @@ def test_reproduce_quick_gives_identical_results_at_any_jobs_and_threads(tmp_pat
     for blas, nb, jobs in [(1, 1, 1), (2, 2, 2)]:
         out = tmp_path / f"run{jobs}"
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas), NUMBA_NUM_THREADS=str(nb))
-        res = subprocess.run([sys.executable, "-m", "randvis", "reproduce", "--quick", "--jobs", str(jobs),
-                              "--out", str(out)], env=env, capture_output=True, text=True, timeout=900)
+        res = run_python("-m", "randvis", "reproduce", "--quick", "--jobs", str(jobs), "--out", str(out),
+                         env=env, timeout=900)
         assert res.returncode == 0, res.stderr[-3000:]
         outs.append((out / "results.json").read_bytes())
     assert json.loads(outs[0])  # a real results file

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import record_calls, write_png
 from randvis import reproduce as R
 from randvis.experiments import EXPERIMENTS, Context
 from randvis.images import sample_image
@@ -56,28 +57,18 @@ def test_theory_curves(ctx):
 
 
 def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
-    from PIL import Image
-
     folder = tmp_path / "imgs"
     folder.mkdir()
     for k in range(2):
-        img = (sample_image("grace_hopper", size=40)[:, k * 4:k * 4 + 32, 4:36] * 255).astype(np.uint8)
-        Image.fromarray(img.transpose(1, 2, 0)).save(folder / f"img{k}.png")
+        write_png(folder / f"img{k}.png", sample_image("grace_hopper", size=40)[:, k * 4:k * 4 + 32, 4:36])
     kw = dict(only=["local_connections", "max_pooling"], quick=True, image_dir=str(folder), size=32,
               progress=False, log=lambda *_: None)
     R.reproduce(out=str(tmp_path / "whole"), **kw)
 
     mod = EXPERIMENTS["max_pooling"]
     real = mod.vgg16
-    calls = []
-
-    def dying(*a, **k):  # the run dies inside max_pooling, after local_connections and some cells
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(mod, "vgg16", dying)
+    # the run dies inside max_pooling, after local_connections and some cells
+    record_calls(monkeypatch, mod, "vgg16", interrupt_at=2)
     with pytest.raises(KeyboardInterrupt):
         R.reproduce(out=str(tmp_path / "resumed"), **kw)
     monkeypatch.setattr(mod, "vgg16", real)
@@ -94,13 +85,6 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     assert stored > 0 and timings["local_connections"] >= stored
     readme = (tmp_path / "resumed" / "README.md").read_text()
     assert "| claim | figure | measured | holds |" in readme
-
-
-def test_jobs_give_the_same_results(tmp_path):
-    kw = dict(only=["local_connections", "depth"], quick=True, size=32, progress=False, log=lambda *_: None)
-    a = R.reproduce(out=str(tmp_path / "one"), **kw)
-    b = R.reproduce(out=str(tmp_path / "two"), jobs=2, **kw)
-    assert a == b
 
 
 def test_project_readme_carries_the_run_time_markers():

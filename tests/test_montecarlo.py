@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import randvis
+from conftest import natural_photo, record_calls
 from randvis import montecarlo as M
 from randvis import theory as T
-from randvis.images import preprocess, sample_image
 from randvis.stats import normality
 
 
@@ -44,7 +44,7 @@ def test_exact_fcn_sampler_matches_the_network_jointly():
 
 @pytest.fixture(scope="module")
 def photo():
-    return preprocess(sample_image("grace_hopper", size=64))[0].astype(np.float64)
+    return natural_photo(64)
 
 
 @pytest.mark.parametrize("n", [16, 64, 256, 1024])
@@ -79,22 +79,14 @@ def test_sweep_resumes_after_interruption(tmp_path, monkeypatch):
     whole = M.theory_sweep(x, **kw).to_json()
 
     ck = tmp_path / "ck.json"
-    real, calls = M.simulate_maps, []
-
-    def dying(*a, **k):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(M, "simulate_maps", dying)
+    real = M.simulate_maps
+    record_calls(monkeypatch, M, "simulate_maps", interrupt_at=5)
     with pytest.raises(KeyboardInterrupt):
         M.theory_sweep(x, checkpoint=ck, **kw)
     with np.load(ck) as f:
         assert len(json.loads(str(f["__numbers__"]))["rows"]) == 4
     monkeypatch.setattr(M, "simulate_maps", real)
-    calls.clear()
-    monkeypatch.setattr(M, "simulate_maps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = record_calls(monkeypatch, M, "simulate_maps")
     resumed = M.theory_sweep(x, checkpoint=ck, **kw).to_json()
     assert resumed == whole and len(calls) == 4
     # a checkpoint of another configuration is reported and not used

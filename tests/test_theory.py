@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import randvis
+from conftest import natural_photo
 from randvis import theory as T
-from randvis.images import preprocess, sample_image
 
 METHODS = ("saliency", "deconvnet", "gbp")
 GEOMETRIES = [
@@ -151,16 +151,12 @@ def test_fcn_closed_forms():
     assert np.abs(z).max() < 5
 
 
-def _natural(size):
-    return preprocess(sample_image("grace_hopper", size=size))[0].astype(np.float64)
-
-
 def test_gbp_relative_error_slope_and_theory():
     """Slope of log(GBP relative error) against log(N) over N = 16..1024 lies in
     [-0.6, -0.4] (theory: exactly -1/2), and each measured error is within 15%
     of predicted_relative_error (the spread of ||s - Es|| over 2 seeds of a
     3x48x48 map, measured at about 3% relative)."""
-    x = _natural(48)
+    x = natural_photo(48)
     ns = np.array([16, 64, 256, 1024])
     errs = []
     for n in ns:
@@ -233,7 +229,7 @@ def test_gbp_correlation_with_its_target_matches_predicted_correlation():
     Var(sum s) / d term (the variance of the map's own mean), so it may differ
     from the simulation by 5 SE plus exactly that omission; a correlation of 0
     for the FCN is about 50 SE away."""
-    x = _natural(32)
+    x = natural_photo(32)
     n, S = 256, 64
     out = {}
     for kind in ("cnn", "fcn"):

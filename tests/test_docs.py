@@ -4,6 +4,7 @@ import inspect
 import importlib
 import pkgutil
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,11 @@ WITHOUT_EXAMPLES = {f"randvis.experiments.{n}" for n in (
 
 @pytest.mark.parametrize("name", [m for m in MODULES if m not in WITHOUT_EXAMPLES])
 def test_docstring_examples(name):
+    """Each module's examples run as written, every warning an error."""
     module = importlib.import_module(name)
-    res = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert res.attempted > 0, f"{name} has no docstring example"
     assert res.failed == 0, f"{res.failed} failing example(s) in {name}"
 

@@ -3,7 +3,6 @@
 Random samples use fixed seeds; every tolerance is a stated bound (DKW,
 standard errors, binomial coverage) or exact arithmetic.
 """
-import doctest
 import json
 import math
 import warnings
@@ -589,13 +588,6 @@ def test_loglog_slope_errors(ns, vals, match):
 # ---------------------------------------------------------------------------
 # documentation
 # ---------------------------------------------------------------------------
-
-def test_docstring_examples():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        res = doctest.testmod(S, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.attempted > 20 and res.failed == 0
-
 
 def test_public_functions_documented():
     for name in S.__all__:

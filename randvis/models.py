@@ -178,7 +178,8 @@ class MemoryEstimate:
     weights : int
         Bytes to draw and store the parameters: weights are drawn in float64
         and cast to ``dtype`` (the peak holds both, plus the largest draw's
-        temporary); Gaussian dense layers are generated straight into
+        temporary), and so are the Winograd filter transforms 3x3
+        convolutions keep; Gaussian dense layers are generated straight into
         ``dtype``; streamed layers store nothing.
     activations : int
         Bytes for one image: its forward pass (every layer's output and ReLU
@@ -219,11 +220,12 @@ class _Plan:
     """Layer sizes of a network to be built: parameters and one image's activations.
 
     Counted: parameters (float64 draws, their cast, the largest draw's
-    temporary, the row blocks a Gaussian dense layer is generated in); for one
-    image, every layer's output and ReLU mask (the forward trace), the three
-    maps' stacked backward signals at the widest layer, the largest
-    convolution column buffer, the Winograd filter transforms a layer keeps,
-    and the row blocks of streamed layers.
+    temporary, the row blocks a Gaussian dense layer is generated in, the
+    Winograd filter transforms a convolution derives from its weights, for the
+    draw and for the cast); for one image, every layer's output and ReLU mask
+    (the forward trace), the three maps' stacked backward signals at the
+    widest layer, the largest convolution column buffer, and the row blocks of
+    streamed layers.
     """
 
     def __init__(self, call, dtype, input_elems):
@@ -235,7 +237,6 @@ class _Plan:
         self.masks = 0         # ReLU masks, one byte per element
         self.widest = 0        # largest (input + 2 * output) of a layer, elements
         self.cols = 0          # largest convolution column buffer, elements
-        self.kept_per_pass = 0  # Winograd filter transforms, elements
         self.stream_buf = 0    # row blocks of a streamed layer in flight, bytes
 
     def _out(self, elems, times=1):
@@ -253,9 +254,10 @@ class _Plan:
         by what the caller adds (see :meth:`relu`)."""
         ho, wo = out_hw
         self.drawn(f * c * k * k + (f if bias else 0), times)
-        if K.winograd_suits(c, f, (k, k), stride, (ho, wo)):
-            self.kept_per_pass += times * 16 * f * c
-        elif (k, k, *stride) != (1, 1, 1, 1):
+        keeps = Conv2d.keeps_winograd((f, c, k, k), stride)
+        if keeps:   # 16 f c numbers, derived from the float64 draw and again from its cast
+            self.kept += times * 16 * f * c * (8 if self.itemsize == 8 else 8 + self.itemsize)
+        if not (keeps and K.winograd_suits(c, f, (k, k), stride, (ho, wo))) and (k, k, *stride) != (1, 1, 1, 1):
             self.cols = max(self.cols, c * k * k * wo)   # at least one output row of columns
         self._out(f * ho * wo, times)
 
@@ -287,7 +289,7 @@ class _Plan:
         self._out(out_elems)
 
     def estimate(self):
-        elems = self.out_sum + 3 * self.widest + self.cols + self.kept_per_pass
+        elems = self.out_sum + 3 * self.widest + self.cols
         acts = elems * self.itemsize + self.masks + self.stream_buf
         return MemoryEstimate(self.call, int(self.kept + self.temp), int(acts), int(self.streamed))
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from randvis import visualize
-from randvis.efficientnet import (BN_EPS, efficientnet_lite0, fold_batchnorm, imagenet_classes,
+from randvis.efficientnet import (BN_EPS, INPUT_RANGE, PIXEL_LEVEL, efficientnet_lite0, fold_batchnorm,
+                                  imagenet_classes, input_to_pixels, pixels_to_input,
                                   preprocess_efficientnet, pretrained_weights_path, top_k)
 from randvis.images import sample_image
 from randvis.layers import (Conv2d, Dense, DepthwiseConv2d, GlobalAvgPool2d, ReLU, ReLU6,
@@ -412,6 +413,24 @@ def test_preprocess_crops_like_tensorflow():
         preprocess_efficientnet(np.zeros((4, 8, 8)))
     with pytest.raises(ValueError, match="NaN"):
         preprocess_efficientnet(np.full((3, 8, 8), np.nan))
+
+
+def test_input_scaling_and_its_inverse():
+    """(255 p - 127) / 128 in the pixels' own dtype, exactly invertible on the 256
+    pixel levels; the range and the level step are its images of 0, 1 and 1/255."""
+    levels = np.arange(256) / 255
+    for dtype in (np.float32, np.float64):
+        p = levels.astype(dtype)
+        x = pixels_to_input(p)
+        assert x.dtype == dtype
+        assert np.array_equal(x, (p * dtype(255) - dtype(127)) / dtype(128))
+        np.testing.assert_array_equal(input_to_pixels(x) * 255, np.round(p * 255))
+    x = pixels_to_input(levels)
+    assert (x[0], x[-1]) == INPUT_RANGE == (-127 / 128, 1.0)
+    np.testing.assert_allclose(np.diff(x), PIXEL_LEVEL, rtol=1e-12)
+    assert pixels_to_input(np.ones(2, np.float32), dtype=np.float64).dtype == np.float64
+    with pytest.raises(TypeError, match="pixels"):
+        pixels_to_input(np.ones(2) * 1j)
 
 
 def test_class_names_and_top_k():

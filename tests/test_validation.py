@@ -101,6 +101,8 @@ BAD_CALLS = [
     P(lambda: randvis.fcn(4, input_shape=SHAPE, v_std=INF), ValueError, ["v_std", "inf"], id="fcn-v-std-inf"),
     P(lambda: randvis.random_cnn(2, input_shape=SHAPE, std=INF), ValueError, ["std", "inf"], id="random-cnn-std-inf"),
     P(lambda: M.memory_estimate("resnet50"), ValueError, ["builder", "'resnet50'"], id="estimate-builder"),
+    P(lambda: M.he_std(0), ValueError, ["fan_in", "0"], id="he-std-fan-in"),
+    P(lambda: M.he_std(8, gain=-2.0), ValueError, ["gain", "-2.0"], id="he-std-gain"),
     # ---- layers: complex, non-finite or empty parameters
     P(lambda: Dense(np.ones((2, 3)) * 1j), TypeError, ["dense weight", "complex"], id="dense-complex"),
     P(lambda: Conv2d(np.ones((2, 3, 1, 1)) * 1j), TypeError, ["conv weight", "complex"], id="conv-complex"),

@@ -14,7 +14,7 @@ import pytest
 
 import randvis
 from randvis.weights import (FORMATS, VGG16_PARAMS, ConversionReport, WeightsError, convert,
-                             load_vgg16, save_vgg16_paper_npz)
+                             load_vgg16, read_vgg16, save_vgg16_paper_npz)
 
 from torch_writer import needs_torch, save_state_dict, torch
 
@@ -137,6 +137,23 @@ def test_architecture_matches_the_builder(tmp_path, net):
     again = load_vgg16(big.save(tmp_path / "big.npz"), dtype=np.float64)
     assert again.input_shape == (3, 96, 64) and again.info["pool_type"] == "avg"
     assert again.architecture()["layers"] == big.architecture()["layers"]
+
+
+def test_vgg16_builds_from_the_file_or_from_its_arrays(tmp_path, net, x):
+    """read_vgg16 gives the arrays and dimensions; randvis.vgg16 builds the same
+    network from them as from the path, with the provenance of the file."""
+    path = save_vgg16_paper_npz(net, tmp_path / "p.npz")
+    w = read_vgg16(path)
+    assert list(w.params) == list(VGG16_PARAMS) and w.params["fc6.weight"].shape == (16, 32)
+    assert (w.input_shape, w.widths, w.fc_width, w.n_classes, w.pool_type) == \
+        ((3, 64, 64), [4, 4, 8, 8, 8], 16, 10, "max")
+    for built in (randvis.vgg16(weights=w), randvis.vgg16(weights=path), load_vgg16(path)):
+        assert_same_network(built, net, x)
+        assert built.info["weights"] == w.info and w.info["layout"] == "paper"
+    with pytest.raises(ValueError, match="n_classes=3 but"):
+        randvis.vgg16(weights=path, n_classes=3)
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        randvis.vgg16(weights=path, sha256="0" * 64)
 
 
 def test_dtype_and_n_classes(tmp_path, net, x):

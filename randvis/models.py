@@ -105,10 +105,12 @@ def _draw(rng, shape, std, init):
     return z * std
 
 
-def _conv(rng, c_out, c_in, k, init, std=None, bias=False, **kw):
+def _conv(rng, c_out, c_in, k, init, std=None, bias=False, dtype=np.float64, **kw):
+    # drawn in float64, then cast (the cast the network would make), so that the
+    # layer derives its Winograd transform once, in the network's dtype
     s = _std(init, std, c_in * k * k)
-    w = _draw(rng, (c_out, c_in, k, k), s, init)
-    b = np.zeros(c_out) if (bias or init == "paper") else None
+    w = _draw(rng, (c_out, c_in, k, k), s, init).astype(dtype)
+    b = np.zeros(c_out, dtype=dtype) if (bias or init == "paper") else None
     return Conv2d(w, b, **kw)
 
 
@@ -219,10 +221,10 @@ class MemoryEstimate:
 class _Plan:
     """Layer sizes of a network to be built: parameters and one image's activations.
 
-    Counted: parameters (float64 draws, their cast, the largest draw's
-    temporary, the row blocks a Gaussian dense layer is generated in, the
-    Winograd filter transforms a convolution derives from its weights, for the
-    draw and for the cast); for one image, every layer's output and ReLU mask
+    Counted: parameters (float64 draws and their cast; a convolution's draw is
+    cast before its layer is made), the largest draw's temporary, the row
+    blocks a Gaussian dense layer is generated in, the Winograd filter
+    transforms a convolution derives from its weights; for one image, every layer's output and ReLU mask
     (the forward trace), the three maps' stacked backward signals at the
     widest layer, the largest convolution column buffer, and the row blocks of
     streamed layers.
@@ -251,12 +253,15 @@ class _Plan:
 
     def conv(self, f, c, k, stride, out_hw, bias=False, times=1):
         """``times`` equal convolutions (f filters on c channels, k x k), each followed
-        by what the caller adds (see :meth:`relu`)."""
+        by what the caller adds (see :meth:`relu`). Their weights are drawn in
+        float64 and cast before the layer is made (the float64 draw is temporary)."""
         ho, wo = out_hw
-        self.drawn(f * c * k * k + (f if bias else 0), times)
+        count = f * c * k * k + (f if bias else 0)
+        self.kept += times * count * self.itemsize
+        self.temp = max(self.temp, (16 + self.itemsize) * count)   # z, z * std and the cast
         keeps = Conv2d.keeps_winograd((f, c, k, k), stride)
-        if keeps:   # 16 f c numbers, derived from the float64 draw and again from its cast
-            self.kept += times * 16 * f * c * (8 if self.itemsize == 8 else 8 + self.itemsize)
+        if keeps:   # 16 f c numbers derived from the weights, in the network's dtype
+            self.kept += times * 16 * f * c * self.itemsize
         if not (keeps and K.winograd_suits(c, f, (k, k), stride, (ho, wo))) and (k, k, *stride) != (1, 1, 1, 1):
             self.cols = max(self.cols, c * k * k * wo)   # at least one output row of columns
         self._out(f * ho * wo, times)
@@ -565,7 +570,8 @@ def three_layer_cnn(n_filters, kernel_size=7, stride=1, padding="same", n_classe
     n, k, rng, input_shape, dtype = a["n_filters"], a["kernel_size"], a["rng"], a["input_shape"], a["dtype"]
     c = input_shape[0]
     w_std = _std(init, a["w_std"], c * k * k)
-    layers = [_conv(rng, n, c, k, init, w_std, stride=stride, padding=padding, name="conv1"),
+    layers = [_conv(rng, n, c, k, init, w_std, dtype=dtype, stride=stride, padding=padding,
+                    name="conv1"),
               ReLU(name="relu1")]
     p = _pool(pool, pool_type, "pool1")
     if p is not None:
@@ -667,7 +673,7 @@ def random_cnn(depth, width=64, kernel_size=3, pool_every=None, pool_type="max",
     input_shape, dtype, s = a["input_shape"], a["dtype"], a["std"]
     layers, c = [], input_shape[0]
     for i in range(1, depth + 1):
-        layers += [_conv(rng, width, c, k, init, s, name=f"conv{i}"), ReLU(name=f"relu{i}")]
+        layers += [_conv(rng, width, c, k, init, s, dtype=dtype, name=f"conv{i}"), ReLU(name=f"relu{i}")]
         c = width
         if pool_every and i % pool_every == 0:
             layers.append(_pool(2, pool_type, f"pool{i // pool_every}"))
@@ -731,7 +737,8 @@ def vgg16(n_classes=1000, input_shape=(3, 224, 224), init="he", widths=None, fc_
     info = {"builder": "vgg16", "init": init, "widths": a["widths"], "fc_width": fcw, "pool_type": pool_type}
     return _vgg16_net(
         a["input_shape"], a["widths"], fcw, a["n_classes"], pool_type, a["dtype"], info,
-        conv=lambda name, c_in, c_out: _conv(rng, c_out, c_in, 3, init, bias=True, name=name),
+        conv=lambda name, c_in, c_out: _conv(rng, c_out, c_in, 3, init, bias=True, dtype=a["dtype"],
+                                             name=name),
         dense=lambda name, n_in, n_out: _dense(rng, n_out, n_in, init, bias=True, stream=False,
                                                name=name))
 

@@ -175,7 +175,7 @@ def build_torch(net, torch):
         raise RuntimeError(f"parameter names differ: {sorted(set(tparams) ^ set(params))}")
     with torch.no_grad():
         for name, p in tparams.items():
-            p.copy_(torch.from_numpy(np.ascontiguousarray(params[name])))
+            p.copy_(torch.from_numpy(np.array(params[name])))  # a writable copy
             p.requires_grad_(False)   # backward-to-input only, no weight gradients
     return model, RuleReLUFn
 

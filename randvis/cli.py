@@ -416,10 +416,10 @@ def cmd_visualize(args):
     else:
         img, label = images.load_image(args.image, size=None if trained else args.size), os.path.basename(args.image)
     if trained:
-        from .efficientnet import MEAN_RGB, STDDEV_RGB, efficientnet_lite0, preprocess_efficientnet
+        from .efficientnet import efficientnet_lite0, input_to_pixels, preprocess_efficientnet
 
         x = preprocess_efficientnet(img, size=args.size)
-        img = np.clip((x[0] * STDDEV_RGB + MEAN_RGB) / 255.0, 0, 1)  # what the network sees
+        img = np.clip(input_to_pixels(x[0]), 0, 1)  # what the network sees
         net = efficientnet_lite0("pretrained", dtype=args.dtype, input_shape=x.shape[1:])
         est = _efficientnet_estimate(net)
         est.check()

@@ -132,9 +132,7 @@ def visualize(net, x, target="max", methods=METHODS, rng=None, return_info=False
     >>> sorted(maps), maps["gbp"].shape
     (['deconvnet', 'gbp', 'saliency'], (2, 3, 16, 16))
     """
-    if not (callable(getattr(net, "forward", None)) and callable(getattr(net, "backward_stacked", None))):
-        raise TypeError(f"net must be a randvis network (Sequential, e.g. from randvis.three_layer_cnn), "
-                        f"got {type(net).__name__}")
+    _checks.network(net, "forward", "backward_stacked")
     if isinstance(methods, (str, bytes)) or not hasattr(methods, "__iter__"):
         rules = as_rules(methods)
     else:

@@ -28,7 +28,7 @@ from . import kernels as K
 from . import theory as T
 from ._io import CheckpointError, array_digest, code_version, load_checkpoint, save_checkpoint
 from .methods import visualize
-from .models import fcn, three_layer_cnn
+from .models import fcn, he_std, three_layer_cnn
 from .stats import fit_loglog_slope, pearson, relative_error
 
 __all__ = ["sample_fcn_maps", "simulate_maps", "theory_sweep", "SweepResult", "plot_sweep"]
@@ -129,7 +129,7 @@ def simulate_maps(kind, n, x, rng, kernel_size=7, sampler="network", dtype=np.fl
     elif kind == "fcn":
         if sampler == "exact":
             # the stds fcn() uses by default (He scale)
-            spec = T.RandomNetSpec("fcn", n, float(np.sqrt(2.0 / x.size)), float(np.sqrt(2.0 / n)))
+            spec = T.RandomNetSpec("fcn", n, he_std(x.size), he_std(n))
             return spec, sample_fcn_maps(spec, x, rng)
         net = fcn(n, input_shape=x.shape, n_classes=1, dtype=dtype, rng=rng)
     else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..efficientnet import INPUT_RANGE, PIXEL_LEVEL, pixels_to_input
 from ..images import preprocess, resize_image
 
 #: precision of the trained networks' maps, attacks and comparisons
@@ -38,13 +39,13 @@ def efficientnet(ctx, weights="pretrained", dtype=DTYPE):
 def efficientnet_input(img, dtype=DTYPE):
     """(3, h, w) in [0, 1] -> network input, TF Lite scaling (x*255 - 127)/128, no crop
     (the corpus is already square and sized)."""
-    return ((np.asarray(img, dtype=dtype) * 255.0 - 127.0) / 128.0)[None]
+    return pixels_to_input(img, dtype)[None]
 
 
 #: valid network-input range of efficientnet_input for pixels in [0, 1]
-EFFICIENTNET_RANGE = (-127.0 / 128.0, 128.0 / 128.0)
+EFFICIENTNET_RANGE = INPUT_RANGE
 #: one pixel level (1/255) in network-input units
-EFFICIENTNET_PIXEL = 1.0 / 128.0
+EFFICIENTNET_PIXEL = PIXEL_LEVEL
 
 
 def vgg_input(img, side=None, dtype=DTYPE):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..attacks import fgsm_flip
+from ..efficientnet import input_to_pixels
 from ..methods import METHODS, visualize
 from ..stats import class_sensitivity
 from . import _trained
@@ -99,7 +100,7 @@ def claims(res):
 
 def plot(res, fig):
     axes = fig.subplots(2, 4)
-    adv_img = np.clip(res.panels["x_adv"] * 128.0 / 255.0 + 127.0 / 255.0, 0, 1)
+    adv_img = np.clip(input_to_pixels(res.panels["x_adv"]), 0, 1)
     for r, (key, img, label) in enumerate((("before", res.first_image, res.before),
                                             ("after", adv_img, res.after))):
         show(axes[r, 0], img, f"{'original' if r == 0 else 'adversarial'}: {label}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..methods import visualize
+from ..models import he_std
 from ..stats import similarity
 from . import _trained
 from ._base import Claim, show
@@ -49,7 +50,7 @@ def _he_copy(net, rng):
     out = net.astype(net.dtype)
     for k, v in out.parameters().items():
         fan_in = int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
-        out[k] = rng.standard_normal(v.shape) * np.sqrt(2.0 / fan_in) if v.ndim > 1 else np.zeros(v.shape)
+        out[k] = rng.standard_normal(v.shape) * he_std(fan_in) if v.ndim > 1 else np.zeros(v.shape)
     return out
 
 

@@ -9,108 +9,39 @@ reference on absolute values.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import pytest
+from conftest import DTYPES, Geometry, assert_within_rounding, draw_geometries, geometry_id
 
 import randvis.kernels as K
 from randvis.kernels import reference as R
-from randvis.kernels.padding import output_hw, resolve_padding
+from randvis.kernels.padding import resolve_padding
 from randvis.layers import GlobalAvgPool2d
 from randvis.rules import DECONVNET, GBP, SALIENCY
 
 
-@pytest.fixture(autouse=True)
-def _parallel_builds(monkeypatch):
-    """Small test arrays would take the kernels' serial builds; test the
-    parallel builds here (the serial ones run in every small-network test)."""
-    from randvis.kernels import _numba
-
-    monkeypatch.setattr(_numba, "PARALLEL_MIN", 0)
+pytestmark = pytest.mark.usefixtures("parallel_builds")   # small arrays, parallel builds
 
 SEED = 8128
-PAD_KINDS = ("same", "valid", "int", "pair", "quad")
-DTYPES = (np.float32, np.float64)
-
-
-class Config(NamedTuple):
-    n: int
-    c: int
-    h: int
-    w: int
-    kh: int
-    kw: int
-    sh: int
-    sw: int
-    padding: object
-    dtype: type
-    seed: int
-
-    @property
-    def stride(self):
-        return (self.sh, self.sw)
-
-    @property
-    def pads(self):
-        return resolve_padding(self.padding, (self.h, self.w), (self.kh, self.kw), self.stride)
-
-    @property
-    def out_hw(self):
-        return output_hw((self.h, self.w), (self.kh, self.kw), self.stride, self.pads)
-
-
-def _draw(rng, kind, kh, kw):
-    one = lambda k: int(rng.integers(0, min(k, 4) + 1))  # noqa: E731
-    if kind in ("same", "valid"):
-        return kind
-    if kind == "int":
-        return one(min(kh, kw))
-    if kind == "pair":
-        return (one(kh), one(kw))
-    return ((one(kh), one(kh)), (one(kw), one(kw)))
 
 
 def _configs(count=40):
-    rng = np.random.default_rng(SEED)
-    out = []
-    for i in range(count):
-        kind = PAD_KINDS[i % len(PAD_KINDS)]
-        dtype = DTYPES[(i // len(PAD_KINDS)) % 2]
-        kh = 1 + i % 7
-        kw = int(rng.integers(1, 8))
-        sh, sw = (int(s) for s in rng.integers(1, 4, size=2))
-        n, c = int(rng.integers(1, 4)), int(rng.integers(1, 6))
-        while True:
-            h, w = (int(s) for s in rng.integers(1, 15, size=2))
-            cfg = Config(n, c, h, w, kh, kw, sh, sw, _draw(rng, kind, kh, kw), dtype, i)
-            try:
-                cfg.out_hw
-            except ValueError:
-                continue
-            break
-        out.append(cfg)
+    out = draw_geometries(SEED, count, kernel=7, size=14, batch=3, channels=5, filters=None, dtype_every=5)
     # corner cases: EfficientNet's layers (asymmetric TF 'same' at stride 2), 1x1
     # images, windows entirely in the padding, a window as large as the image
     specs = [(2, 3, 8, 8, 3, 3, 2, 2, "same"), (1, 4, 7, 9, 5, 5, 2, 2, "same"),
              (2, 2, 6, 6, 5, 5, 1, 1, "same"), (3, 2, 1, 1, 3, 3, 1, 1, "same"),
              (1, 2, 3, 3, 2, 2, 1, 1, 3), (2, 1, 5, 4, 5, 4, 1, 1, "valid")]
-    for j, s in enumerate(specs):
+    for j, (n, c, h, w, kh, kw, sh, sw, padding) in enumerate(specs):
+        kind = padding if isinstance(padding, str) else "int"
         for dtype in DTYPES:
-            out.append(Config(*s, dtype, 100 + 2 * j + (dtype is np.float64)))
+            out.append(Geometry(n, c, c, h, w, kh, kw, sh, sw, kind, padding, dtype,
+                                100 + 2 * j + (dtype is np.float64)))
     return out
 
 
 CONFIGS = _configs()
-
-
-def _id(cfg):
-    t, b, l, r = cfg.pads
-    return (f"{cfg.seed:03d}-{np.dtype(cfg.dtype).name}-n{cfg.n}c{cfg.c}-{cfg.h}x{cfg.w}"
-            f"-k{cfg.kh}x{cfg.kw}-s{cfg.sh}x{cfg.sw}-p{t}{b}{l}{r}")
-
-
-configs = pytest.mark.parametrize("cfg", CONFIGS, ids=_id)
+configs = pytest.mark.parametrize("cfg", CONFIGS, ids=geometry_id)
 
 
 def test_configurations_cover_the_space():
@@ -120,15 +51,6 @@ def test_configurations_cover_the_space():
     assert {c.sh for c in CONFIGS} == {1, 2, 3} and {c.sw for c in CONFIGS} == {1, 2, 3}
     assert any(c.pads[0] != c.pads[1] or c.pads[2] != c.pads[3] for c in CONFIGS if c.padding == "same")
     assert {np.dtype(c.dtype) for c in CONFIGS} == {np.dtype(np.float32), np.dtype(np.float64)}
-
-
-def assert_within_rounding(got, ref, magnitude, terms, dtype):
-    assert got.dtype == np.dtype(dtype), (got.dtype, dtype)
-    assert got.shape == ref.shape, (got.shape, ref.shape)
-    u = np.finfo(dtype).eps / 2
-    bound = 2 * (terms + 1) * u * magnitude
-    err = np.abs(got.astype(np.float64) - ref)
-    assert not (err > bound).any(), (err.max(), terms)
 
 
 def _inputs(cfg, reps=1):
@@ -183,7 +105,7 @@ def test_depthwise_backward_weight_and_bias(cfg):
     assert_within_rounding(gb, g64.sum(axis=(0, 2, 3)), np.abs(g64).sum(axis=(0, 2, 3)), terms, cfg.dtype)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS[::4], ids=_id)
+@pytest.mark.parametrize("cfg", CONFIGS[::4], ids=geometry_id)
 def test_depthwise_forward_and_backward_are_adjoint(cfg):
     """<D x, g> = <x, D^T g> (float64), and D^T is linear in g."""
     x, w, _, g = _inputs(cfg)
@@ -211,7 +133,7 @@ def test_depthwise_matches_grouped_full_convolution():
 
 
 def test_depthwise_results_do_not_depend_on_thread_count():
-    cfg = Config(2, 5, 13, 11, 5, 3, 2, 1, "same", np.float32, 999)
+    cfg = Geometry(2, 5, 5, 13, 11, 5, 3, 2, 1, "same", "same", np.float32, 999)
     x, w, b, g = _inputs(cfg, 3)
     old = K.get_num_threads()
     try:

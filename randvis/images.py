@@ -571,7 +571,7 @@ def deprocess(x, mean="imagenet", scale=255.0):
 
 # --------------------------------------------------------------------------- display
 
-def normalize_map(m, mode="minmax"):
+def normalize_map(m, mode="minmax", clip=None):
     """Map values to [0, 1] for display, one map (sample) at a time.
 
     Parameters
@@ -590,6 +590,15 @@ def normalize_map(m, mode="minmax"):
         ``"minmax"``; an all-zero map gives 0.5 under ``"signed"`` and 0 under
         ``"abs"``.  (A constant non-zero map is not degenerate for these two:
         ``"signed"`` gives 1 or 0 by its sign and ``"abs"`` gives 1.)
+    clip : float in (0, 100], optional
+        Percentile clipping of outliers (Captum's ``outlier_perc`` is
+        ``100 - clip``), with rank percentiles (``numpy.percentile``, linear
+        interpolation) over the values each mode scales: ``"minmax"`` maps the
+        ``100 - clip`` and ``clip`` percentiles of the map's values to 0 and 1;
+        ``"signed"`` divides by the ``clip`` percentile of ``|m|``; ``"abs"`` by
+        the ``clip`` percentile of the per-pixel magnitudes. Values beyond
+        saturate at 0 or 1. ``None`` (default) and ``100`` use the extremes,
+        i.e. the three modes above exactly.
 
     Returns
     -------
@@ -612,29 +621,52 @@ def normalize_map(m, mode="minmax"):
     [0.0, 0.5, 0.75, 1.0]
     >>> normalize_map(m, "abs")[0, 0].tolist()
     [1.0, 0.0, 0.5, 1.0]
+    >>> normalize_map(m, "signed", clip=75)[0, 0].tolist()   # 75th percentile of |m|: 2
+    [0.0, 0.5, 0.75, 1.0]
+    >>> normalize_map(np.arange(5.0) * np.ones((3, 1, 1)), "signed", clip=50)[0].tolist()
+    [[0.5, 0.75, 1.0, 1.0, 1.0]]
     """
     a = _check_images(m, "m")
     if mode not in NORMALIZE_MODES:
         raise ValueError(f"mode must be one of {NORMALIZE_MODES}, got {mode!r}")
+    hi_q = 100.0 if clip is None else _check_clip(clip)
     out_dtype = np.float32 if a.dtype == np.float32 else np.float64
     single = a.ndim == 3
     x = a[None].astype(np.float64) if single else a.astype(np.float64)
     n = x.shape[0]
     if mode == "minmax":
-        lo = x.reshape(n, -1).min(axis=1)[:, None, None, None]
-        hi = x.reshape(n, -1).max(axis=1)[:, None, None, None]
+        lo = _quantile(x, 100.0 - hi_q, np.min)
+        hi = _quantile(x, hi_q, np.max)
         span = hi - lo
         y = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
     elif mode == "signed":
-        peak = np.abs(x).reshape(n, -1).max(axis=1)[:, None, None, None]
+        peak = _quantile(np.abs(x), hi_q, np.max)
         y = np.where(peak > 0, 0.5 + 0.5 * (x / np.where(peak > 0, peak, 1.0)), 0.5)
     else:
         mag = np.abs(x).sum(axis=1, keepdims=True)                 # (n, 1, h, w)
-        peak = mag.reshape(n, -1).max(axis=1)[:, None, None, None]
+        peak = _quantile(mag, hi_q, np.max)
         y = np.where(peak > 0, mag / np.where(peak > 0, peak, 1.0), 0.0)
         y = np.repeat(y, 3, axis=1)
     y = np.clip(y, 0.0, 1.0).astype(out_dtype)
     return y[0] if single else y
+
+
+def _check_clip(clip):
+    """``clip`` as a float percentile in (0, 100]."""
+    if isinstance(clip, bool) or not isinstance(clip, numbers.Real):
+        raise TypeError(f"clip must be a percentile in (0, 100], got {clip!r}")
+    c = float(clip)
+    if not (0.0 < c <= 100.0):
+        raise ValueError(f"clip must be a percentile in (0, 100], got {clip!r}")
+    return c
+
+
+def _quantile(x, q, extreme):
+    """Per-sample ``q``-th percentile of ``x`` (n, ...), shaped (n, 1, 1, 1);
+    the exact ``extreme`` (min or max) at 0 and 100."""
+    flat = x.reshape(x.shape[0], -1)
+    v = extreme(flat, axis=1) if q in (0.0, 100.0) else np.percentile(flat, q, axis=1)
+    return v[:, None, None, None]
 
 
 def to_hwc(img):

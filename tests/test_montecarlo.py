@@ -95,6 +95,48 @@ def test_sweep_resumes_after_interruption(tmp_path, monkeypatch):
     assert other == M.theory_sweep(x, **dict(kw, seeds=3)).to_json()
 
 
+def test_sweep_draws_networks_from_the_image_the_seed_and_the_cell():
+    """DeconvNet of a pooling-free network with a fixed target does not depend on
+    the input, so equal DeconvNet statistics on two images mean equal networks.
+    Two images (same shape): every DeconvNet number differs (independent
+    networks); the same image twice: identical rows; another seed: different
+    rows. Within one sweep the cells are different networks too."""
+    rng = np.random.default_rng(5)
+    x1, x2 = rng.normal(size=(2, 3, 12, 12))
+    kw = dict(cnn_ns=(4, 16), fcn_ns=(8,), seeds=2, kernel_size=3, progress=False)
+    a, again = M.theory_sweep(x1, **kw), M.theory_sweep(x1.copy(), **kw)
+    b, other = M.theory_sweep(x2, **kw), M.theory_sweep(x1, seed=1, **kw)
+    assert a.rows == again.rows
+    dec = [(r["ks_deconvnet"], r["skew_deconvnet"], r["kurt_deconvnet"]) for r in a.rows]
+    assert len(set(dec)) == len(dec)
+    for res in (b, other):
+        assert all(p != q for p, q in zip(dec, [(r["ks_deconvnet"], r["skew_deconvnet"], r["kurt_deconvnet"])
+                                               for r in res.rows]))
+    assert [r["rel_error"] for r in other.rows] != [r["rel_error"] for r in a.rows]
+    assert a.config["seed"] == 0 and other.config["seed"] == 1
+    # the control: the same networks on two images give equal DeconvNet numbers
+    same = [M.simulate_maps("cnn", 4, x, rng=M.cell_seed(a.config["x_sha"], 0, "cnn", 4, 0), kernel_size=3)[1]
+            for x in (x1, x2)]
+    np.testing.assert_array_equal(same[0]["deconvnet"], same[1]["deconvnet"])
+    with pytest.raises(ValueError, match="seed"):
+        M.theory_sweep(x1, seed=-1, **kw)
+
+
+def test_sweep_per_draw_numbers():
+    """draws() puts each row at (N index, seed); per_seed slopes are least-squares
+    fits of log(error) on log(N) over one draw's networks (numpy's polyfit as the
+    reference)."""
+    x = np.random.default_rng(6).normal(size=(3, 12, 12))
+    res = M.theory_sweep(x, cnn_ns=(4, 16, 64), fcn_ns=(), seeds=3, kernel_size=3, progress=False)
+    e = res.draws("cnn", "rel_error")
+    assert e.shape == (3, 3)
+    for r in res.rows:
+        assert e[[4, 16, 64].index(r["n"]), r["seed"]] == r["rel_error"]
+    want = [np.polyfit(np.log([4, 16, 64]), np.log(e[:, s]), 1)[0] for s in range(3)]
+    np.testing.assert_allclose(res.slopes["cnn"]["per_seed"], want, rtol=1e-10)
+    assert len(set(res.slopes["cnn"]["per_seed"])) == 3
+
+
 def test_sweep_checks_every_network_before_the_first(monkeypatch):
     """A sweep whose largest network is past the memory limit is refused before it
     simulates anything."""

@@ -84,6 +84,12 @@ class Criterion:
         lo, hi = ci
         return bool((self.low is None or lo > self.low) and (self.high is None or hi < self.high))
 
+    def margin(self, ci):
+        """How far the interval ``ci`` is inside the criterion (negative: it fails by that much)."""
+        lo, hi = ci
+        sides = ([lo - self.low] if self.low is not None else []) + ([self.high - hi] if self.high is not None else [])
+        return float(min(sides))
+
     def describe(self, what):
         """The criterion in words, about the statistic named ``what``."""
         pct = f"{LEVEL:.0%}"
@@ -113,9 +119,8 @@ def _table(values):
     a = np.asarray(values, dtype=np.float64)
     if a.ndim == 1:
         a = a[:, None]
-    if a.ndim != 2 or a.shape[0] < 2 or a.shape[1] < 1:
-        raise ValueError("values must be a table (images, draws) with at least 2 images, "
-                         f"got shape {np.shape(values)}")
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"values must be a table (images, draws) of at least one number, got shape {np.shape(values)}")
     if not np.all(np.isfinite(a)):
         bad = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(f"values must be finite; image {bad[0]}, draw {bad[1]} is {a[tuple(bad)]}")
@@ -131,7 +136,7 @@ def nested_bootstrap_ci(values, n_boot=N_BOOT, level=LEVEL, rng=None):
     Parameters
     ----------
     values : array_like, shape (n_images, n_draws) or (n_images,)
-        Finite numbers; at least 2 images.
+        Finite numbers; at least 2 in all.
     n_boot : int
     level : float in (0, 1)
     rng : None, int or numpy.random.Generator
@@ -149,6 +154,8 @@ def nested_bootstrap_ci(values, n_boot=N_BOOT, level=LEVEL, rng=None):
     (True, True)
     """
     a = _table(values)
+    if a.size < 2:
+        raise ValueError("an interval needs at least 2 numbers, got 1")
     n_boot = _checks.positive_int(n_boot, "n_boot")
     level = _threshold(level, "level")
     if not 0 < level < 1:
@@ -181,10 +188,11 @@ class Verdict:
     n_images, n_draws : int
     estimate : float
         Grand mean.
-    ci : ConfidenceInterval
-        Nested interval over images and draws (the one the criterion reads).
-    ci_images : ConfidenceInterval
-        Over images (per-image means resampled).
+    ci : ConfidenceInterval or None
+        Nested interval over images and draws (the one the criterion reads);
+        None with a single number, which is then not judged (``holds`` False).
+    ci_images : ConfidenceInterval or None
+        Over images (per-image means resampled); None with one image.
     ci_draws : ConfidenceInterval or None
         Over draws (per-draw means resampled); None with one draw per image.
     criterion : Criterion
@@ -204,19 +212,24 @@ class Verdict:
 
     def text(self, fmt=".3g"):
         """One line: estimate, interval, counts and the criterion."""
-        draws = f" x {self.n_draws} weight draws" if self.n_draws > 1 else " (one weight draw each)"
+        draws = f" x {self.n_draws} weight draws" if self.n_draws > 1 else ""
+        counts = f"{self.n_images} image{'s' if self.n_images > 1 else ''}{draws}"
+        if self.ci is None:
+            return (f"{self.what} = {self.estimate:{fmt}} from {counts}: no interval, not judged; "
+                    f"{self.criterion.describe(self.what)}")
         return (f"{self.what} = {self.estimate:{fmt}} [{self.ci.low:{fmt}}, {self.ci.high:{fmt}}] "
-                f"over {self.n_images} images{draws}; {self.criterion.describe(self.what)}")
+                f"over {counts}; {self.criterion.describe(self.what)}")
 
     def as_dict(self):
         from ._io import jsonable
 
-        return jsonable({"what": self.what, "estimate": self.estimate, "ci": [self.ci.low, self.ci.high],
-                         "ci_images": [self.ci_images.low, self.ci_images.high],
-                         "ci_draws": None if self.ci_draws is None else [self.ci_draws.low, self.ci_draws.high],
-                         "level": self.ci.level, "n_images": self.n_images, "n_draws": self.n_draws,
+        pair = lambda ci: None if ci is None else [ci.low, ci.high]  # noqa: E731
+        return jsonable({"what": self.what, "estimate": self.estimate, "ci": pair(self.ci),
+                         "ci_images": pair(self.ci_images), "ci_draws": pair(self.ci_draws),
+                         "level": LEVEL, "n_images": self.n_images, "n_draws": self.n_draws,
                          "per_image": list(self.per_image),
-                         "criterion": self.criterion.describe(self.what), "holds": self.holds})
+                         "criterion": self.criterion.describe(self.what), "holds": self.holds,
+                         "margin": None if self.ci is None else self.criterion.margin(self.ci)})
 
 
 def judge(what, values, criterion, rng=0, n_boot=N_BOOT, level=LEVEL):
@@ -227,7 +240,8 @@ def judge(what, values, criterion, rng=0, n_boot=N_BOOT, level=LEVEL):
     what : str
         Name of the statistic, used in the texts.
     values : array_like, shape (n_images, n_draws) or (n_images,)
-        One number per image and independent weight draw.
+        One number per image and independent weight draw. A single number
+        gets no interval and does not hold.
     criterion : Criterion
         Declared before the numbers are computed.
     rng : int or Generator, default 0
@@ -250,14 +264,15 @@ def judge(what, values, criterion, rng=0, n_boot=N_BOOT, level=LEVEL):
         raise TypeError(f"criterion must be a Criterion (above, below, inside), got {type(criterion).__name__}")
     a = _table(values)
     gen = _checks.generator(rng)
-    ci = nested_bootstrap_ci(a, n_boot=n_boot, level=level, rng=gen)
+    ci = nested_bootstrap_ci(a, n_boot=n_boot, level=level, rng=gen) if a.size > 1 else None
     per_image = a.mean(axis=1)
-    ci_images = bootstrap_ci(per_image, np.mean, n_boot=n_boot, level=level, rng=gen)
+    ci_images = (bootstrap_ci(per_image, np.mean, n_boot=n_boot, level=level, rng=gen)
+                 if a.shape[0] > 1 else None)
     ci_draws = (bootstrap_ci(a.mean(axis=0), np.mean, n_boot=n_boot, level=level, rng=gen)
                 if a.shape[1] > 1 else None)
     return Verdict(what=str(what), per_image=tuple(float(v) for v in per_image), n_images=a.shape[0],
                    n_draws=a.shape[1], estimate=float(a.mean()), ci=ci, ci_images=ci_images, ci_draws=ci_draws,
-                   criterion=criterion, holds=criterion.holds(ci))
+                   criterion=criterion, holds=ci is not None and criterion.holds(ci))
 
 
 @dataclass
@@ -295,7 +310,7 @@ class Claim:
     def as_dict(self):
         from ._io import jsonable
 
-        text = "; ".join([self.measure] + [v.text() for v in self.verdicts] + ([self.note] if self.note else []))
+        text = "; ".join(t for t in [self.measure] + [v.text() for v in self.verdicts] + [self.note] if t)
         return {"claim": self.claim, "measure": text, "value": jsonable(float(self.value)),
                 "holds": self.holds, "figure": self.figure,
                 "verdicts": [v.as_dict() for v in self.verdicts]}

@@ -19,11 +19,12 @@ def ctx(tmp_path_factory):
 
 def test_local_connections(ctx):
     res = EXPERIMENTS["local_connections"].run(ctx)
-    c = res.corr
-    assert min(c["cnn"]["gbp"]) > max(c["fcn"]["gbp"]) + 0.3
+    c = {k: {m: np.array(v) for m, v in d.items()} for k, d in res.corr.items()}
+    assert c["cnn"]["gbp"].shape == (2, ctx.n_draws)      # images x weight draws
+    assert c["cnn"]["gbp"].min() > c["fcn"]["gbp"].max() + 0.3
     for model in ("cnn", "fcn"):
         for m in ("saliency", "deconvnet"):
-            assert max(abs(v) for v in c[model][m]) < 0.2
+            assert np.abs(c[model][m]).max() < 0.2
     assert res.panels["cnn/gbp"].shape == (3, 32, 32)
 
 
@@ -190,7 +191,7 @@ def _partly_trained_networks(ctx, monkeypatch):
     return res, seen
 
 
-def _check_families(res, seen, trained, random):
+def _check_families(res, seen, trained, randoms):
     """Each network has the composition the module docstring describes, in the
     order the experiment computes them, and each reported number is the Spearman
     correlation of that network's GBP map with the fully trained / random one."""
@@ -201,37 +202,49 @@ def _check_families(res, seen, trained, random):
     for k in trained.parameters():
         if _group(k) not in groups:
             groups.append(_group(k))
-    differ = [k for k in trained.parameters() if not np.array_equal(trained[k], random[k])]
-    assert len(differ) > len(groups) // 2   # the two networks are distinguishable
-
-    def composition(params):
-        """The set of groups whose parameters are the trained ones."""
-        out = set()
-        for k in differ:
-            is_t, is_r = np.array_equal(params[k], trained[k]), np.array_equal(params[k], random[k])
-            assert is_t != is_r, k
-            if is_t:
-                out.add(_group(k))
-        for g in {_group(k) for k in differ}:   # a group is all trained or all random
-            ks = [k for k in differ if _group(k) == g]
-            assert len({np.array_equal(params[k], trained[k]) for k in ks}) == 1, g
-        return out
-
-    varied = {_group(k) for k in differ}
     picks = [groups.index(g) for g in res.groups]
     spec = {"up to L": lambda L: {g for i, g in enumerate(groups) if i <= L},
             "all but L": lambda L: {g for i, g in enumerate(groups) if i != L},
             "reverse": lambda L: {g for i, g in enumerate(groups) if i > L}}
-    assert composition(seen[0][0]) == varied and composition(seen[1][0]) == set()
-    ref_t, ref_r = seen[0][1], seen[1][1]
-    cells = iter(seen[2:])
-    for fam in ("up to L", "all but L", "reverse"):
-        for i, L in enumerate(picks):
+    cells = iter(seen)
+    assert len(randoms) == len(res.images) == 2
+    # every image has its own random draw
+    assert any(not np.array_equal(randoms[0][k], randoms[1][k]) for k in trained.parameters())
+    for idx, random in enumerate(randoms):
+        differ = [k for k in trained.parameters() if not np.array_equal(trained[k], random[k])]
+        assert len(differ) > len(groups) // 2   # the two networks are distinguishable
+
+        def composition(params, differ=differ, random=random):
+            """The set of groups whose parameters are the trained ones."""
+            out = set()
+            for k in differ:
+                is_t, is_r = np.array_equal(params[k], trained[k]), np.array_equal(params[k], random[k])
+                assert is_t != is_r, k
+                if is_t:
+                    out.add(_group(k))
+            for g in {_group(k) for k in differ}:   # a group is all trained or all random
+                ks = [k for k in differ if _group(k) == g]
+                assert len({np.array_equal(params[k], trained[k]) for k in ks}) == 1, g
+            return out
+
+        varied = {_group(k) for k in differ}
+        (pt, ref_t), (pr, ref_r) = next(cells), next(cells)
+        assert composition(pt) == varied and composition(pr) == set()
+        # the first image: every family (the figure); the others: what the claims need
+        todo = ([(f, i, L) for f in spec for i, L in enumerate(picks)] if idx == 0 else
+                [("up to L", 0, picks[0])] + [("all but L", i, L) for i, L in enumerate(picks)])
+        for fam, i, L in todo:
             params, gbp = next(cells)
             assert composition(params) == spec[fam](L) & varied, (fam, groups[L])
-            for got, ref in ((res.to_trained[fam][i], ref_t), (res.to_random[fam][i], ref_r)):
-                want = similarity(gbp, ref).spearman
-                assert got == pytest.approx(want) or (np.isnan(got) and np.isnan(want))
+            to_t, to_r = similarity(gbp, ref_t).spearman, similarity(gbp, ref_r).spearman
+            if idx == 0:
+                for got, want in ((res.to_trained[fam][i], to_t), (res.to_random[fam][i], to_r)):
+                    assert got == pytest.approx(want) or (np.isnan(got) and np.isnan(want))
+            if fam == "up to L" and i == 0:
+                assert res.first_gain[idx] == pytest.approx(to_t - to_r)
+            if fam == "all but L":
+                got = res.all_but[idx][i]
+                assert got == pytest.approx(to_t) or (np.isnan(got) and np.isnan(to_t))
     assert next(cells, None) is None
 
 
@@ -244,7 +257,11 @@ def test_partly_trained(ctx, tmp_path, monkeypatch):
     fresh = dataclasses.replace(ctx, out=str(tmp_path))
     res, seen = _partly_trained_networks(fresh, monkeypatch)
     assert res.groups[0] == "stem" and res.groups[-1] == "fc"
-    _check_families(res, seen, _trained.efficientnet(fresh), _trained.efficientnet(fresh, weights=None))
+    from randvis.experiments.partly_trained import NAME
+
+    randoms = [_trained.efficientnet(fresh, weights=None, rng=fresh.draw_seed(NAME, "random", image=n))
+               for n, _ in fresh.images]
+    _check_families(res, seen, _trained.efficientnet(fresh), randoms)
     # the last "up to L" network is the fully trained one, the last "reverse" one too when L is fc
     assert res.to_trained["up to L"][-1] == pytest.approx(1.0)
     assert res.to_random["reverse"][-1] == pytest.approx(1.0)
@@ -264,6 +281,7 @@ def test_partly_trained_with_vgg_weights(ctx, tmp_path, monkeypatch):
     res, seen = _partly_trained_networks(vctx, monkeypatch)
     assert res.model == "VGG-16" and res.groups[0] == "conv1_1" and res.groups[-1] == "fc8"
     trained = randvis.vgg16(weights=path, dtype=_trained.DTYPE)
-    _check_families(res, seen, trained, _he_copy(trained, vctx.rng(NAME, "vgg-random")))
+    _check_families(res, seen, trained, [_he_copy(trained, vctx.rng(NAME, "vgg-random", vctx.image_digest(n)))
+                                         for n, _ in vctx.images])
     assert res.to_trained["up to L"][-1] == pytest.approx(1.0)
     assert res.to_random["reverse"][-1] == pytest.approx(1.0)

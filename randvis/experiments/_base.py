@@ -10,31 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..claims import Claim
 from ..stats import pearson
 from .._io import (CheckpointError, array_digest, code_version, file_sha256, load_checkpoint, safe_name,
                    save_checkpoint)
-
-
-@dataclass
-class Claim:
-    """One claim of the paper, the number that tests it, and whether it holds.
-
-    Examples
-    --------
-    >>> c = Claim("GBP recovers the image", "corr(GBP, x) = 0.81; holds if > 0.5", 0.81, True, "n_filters")
-    >>> c.as_dict()["holds"], c.as_dict()["value"]
-    (True, 0.81)
-    """
-
-    claim: str
-    measure: str
-    value: float
-    holds: bool
-    figure: str = ""
-
-    def as_dict(self):
-        return {"claim": self.claim, "measure": self.measure, "value": float(self.value),
-                "holds": bool(self.holds), "figure": self.figure}
 
 
 @dataclass
@@ -50,6 +29,9 @@ class Context:
         Small sizes and sweeps (CI).
     seed : int
     vgg_weights : str or None
+    draws : int or None
+        Independent weight draws per image for the random networks that are
+        cheap to draw (default: 1 with ``quick``, 2 otherwise).
     progress : bool
     log : callable or None
         Receives one-line notes (a damaged checkpoint that is recomputed); they
@@ -63,6 +45,16 @@ class Context:
     True
     >>> ctx.seed_of("vgg16-random") == Context(out="x", images=[], seed=8).seed_of("vgg16-random")
     False
+
+    Weight draws are seeded by the image's content, not its name: two images
+    get independent networks, the same pixels under another name the same one.
+
+    >>> two = Context(out="unused", images=[("a", np.zeros((3, 4, 4))), ("b", np.ones((3, 4, 4))),
+    ...                                     ("a2", np.zeros((3, 4, 4)))])
+    >>> two.draw_seed("cnn", "a") == two.draw_seed("cnn", "a2"), two.draw_seed("cnn", "a") == two.draw_seed("cnn", "b")
+    (True, False)
+    >>> two.draw_seed("cnn", "a", draw=1) == two.draw_seed("cnn", "a")
+    False
     """
 
     out: str
@@ -70,6 +62,7 @@ class Context:
     quick: bool = False
     seed: int = 0
     vgg_weights: str = None
+    draws: int = None
     progress: bool = True
     computed: list = field(default_factory=list)
     reused_seconds: float = 0.0
@@ -84,6 +77,32 @@ class Context:
     def seed_of(self, *key):
         return int(self.rng(*key).integers(2 ** 31))
 
+    def image_digest(self, name):
+        """Digest of the pixels of the image called ``name`` (see :func:`randvis._io.array_digest`)."""
+        digests = dict(self._digest("images", lambda: [[str(n), array_digest(np.asarray(a))]
+                                                       for n, a in self.images]))
+        if str(name) not in digests:
+            raise KeyError(f"no image called {name!r} in this run")
+        return digests[str(name)]
+
+    def draw_seed(self, *key, image=None, draw=0):
+        """Seed of weight draw ``draw`` of the network of cell ``key`` for ``image``.
+
+        A function of the run's seed, ``key``, the image's pixels (their
+        digest, not the image's name) and ``draw`` only: every image has its
+        own independent networks, so images are independent observations of a
+        claim, and a run is reproducible whatever order or subset of images it
+        gets. ``image`` may also be given as the last element of ``key``.
+        """
+        if image is None:
+            key, image = key[:-1], key[-1]
+        return self.seed_of(*key, self.image_digest(image), int(draw))
+
+    @property
+    def n_draws(self):
+        """Weight draws per image (``draws``, or 1 with ``quick`` and 2 otherwise)."""
+        return int(self.draws) if self.draws is not None else (1 if self.quick else 2)
+
     def note(self, message):
         self.notes.append(message)
         if self.log is not None:
@@ -95,6 +114,10 @@ class Context:
         return self._digests[what]
 
     def __post_init__(self):
+        if self.draws is not None:
+            from .. import _checks
+
+            self.draws = _checks.positive_int(self.draws, "draws")
         names = [str(n) for n, _ in self.images]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -108,6 +131,7 @@ class Context:
         return {"randvis": code_version(), "seed": int(self.seed), "quick": bool(self.quick),
                 "images": self._digest("images", lambda: [[str(n), array_digest(np.asarray(a))]
                                                           for n, a in self.images]),
+                "draws": self.n_draws,
                 "vgg16": (self._digest(("vgg", self.vgg_weights), lambda: file_sha256(self.vgg_weights))
                           if self.vgg_weights else None)}
 

@@ -28,12 +28,14 @@ from ..images import preprocess, resize_image
 DTYPE = np.float64
 
 
-def efficientnet(ctx, weights="pretrained", dtype=DTYPE):
+def efficientnet(ctx, weights="pretrained", dtype=DTYPE, rng=None):
+    """EfficientNet-Lite0 at the run's image size; ``rng`` draws the random
+    weights of ``weights=None`` (default: one fixed draw per run seed)."""
     from ..efficientnet import efficientnet_lite0
 
     size = ctx.images[0][1].shape[1]
     return efficientnet_lite0(weights, dtype=dtype, input_shape=(3, size, size),
-                              rng=ctx.seed_of("efficientnet-random"))
+                              rng=ctx.seed_of("efficientnet-random") if rng is None else rng)
 
 
 def efficientnet_input(img, dtype=DTYPE):
@@ -56,16 +58,36 @@ def vgg_input(img, side=None, dtype=DTYPE):
 
 
 def models(ctx, dtype=DTYPE):
-    """[(label, net, to_input)] for the class-sensitivity experiment, in ``dtype``."""
+    """[(label, net_for, to_input)] for the class-sensitivity experiment, in ``dtype``.
+
+    ``net_for(image_name)`` is the network for that image: a trained network is
+    the same for every image; random VGG-16 is an independent draw per image
+    (seeded by the image's pixels, :meth:`Context.draw_seed`).
+    """
     from ..models import vgg16
 
     size = ctx.images[0][1].shape[1]
-    out = [("random VGG-16", vgg16(input_shape=(3, size, size), rng=ctx.seed_of("vgg16-random"), dtype=dtype),
-            lambda img: vgg_input(img, dtype=dtype)),
-           ("trained EfficientNet-Lite0", efficientnet(ctx, dtype=dtype),
-            lambda img: efficientnet_input(img, dtype=dtype))]
+
+    def random_vgg(name):
+        return vgg16(input_shape=(3, size, size), rng=ctx.draw_seed("vgg16-random", image=name), dtype=dtype)
+
+    lite = []
+
+    def lite0(name):
+        if not lite:
+            lite.append(efficientnet(ctx, dtype=dtype))
+        return lite[0]
+
+    out = [("random VGG-16", random_vgg, lambda img: vgg_input(img, dtype=dtype)),
+           ("trained EfficientNet-Lite0", lite0, lambda img: efficientnet_input(img, dtype=dtype))]
     if ctx.vgg_weights:
-        net = vgg16(weights=ctx.vgg_weights, dtype=dtype)
-        side = net.input_shape[1]
-        out.append(("trained VGG-16", net, lambda img: vgg_input(img, side, dtype=dtype)))
+        trained = []
+
+        def trained_vgg(name):
+            if not trained:
+                trained.append(vgg16(weights=ctx.vgg_weights, dtype=dtype))
+            return trained[0]
+
+        out.append(("trained VGG-16", trained_vgg,
+                    lambda img: vgg_input(img, trained_vgg(None).input_shape[1], dtype=dtype)))
     return out

@@ -139,7 +139,8 @@ class Model:
     ImageNet's 1000 (names allowed in --target); ``plan(args, shape)`` gives
     the builder and arguments of :func:`randvis.models.memory_estimate` (None:
     the network is sized when built); ``build(args, shape)`` returns the
-    network and ``prepare(args, img)`` the input batch and the image shown.
+    network and ``prepare(args, img)`` the input batch and the image shown;
+    ``n_classes(args)`` is the number of classes when known before building.
     """
 
     help: str
@@ -152,6 +153,7 @@ class Model:
     size: int | None = None
     imagenet: Callable = lambda args: False
     plan: Callable | None = None
+    n_classes: Callable = lambda args: args.classes
 
 
 MODELS = {
@@ -164,11 +166,12 @@ MODELS = {
     "vgg16": Model("VGG-16, random or --weights FILE", _random_title, _random_net,
                    options=("classes", "init", "seed", "weights"), plan=_random_plan,
                    trained=lambda a: a.weights is not None,
-                   imagenet=lambda a: a.weights is not None and a.classes in (None, 1000)),
+                   imagenet=lambda a: a.weights is not None and a.classes in (None, 1000),
+                   n_classes=lambda a: a.classes or (None if a.weights else 1000)),
     "efficientnet-lite0": Model("the ImageNet-trained EfficientNet-Lite0",
                                 lambda a: "EfficientNet-Lite0 (ImageNet-trained)", _efficientnet,
                                 _efficientnet_input, trained=lambda a: True, size=224,
-                                imagenet=lambda a: True),
+                                imagenet=lambda a: True, n_classes=lambda a: 1000),
 }
 
 
@@ -282,9 +285,6 @@ def _settings_check(args, model):
         args.seed = 0
     if args.size is None:
         args.size = model.size or 224
-    elif model.size and args.size != model.size:
-        print(f"randvis: warning: {args.model} was trained on {model.size}x{model.size} images; "
-              f"--size {args.size} may lower its accuracy", file=sys.stderr)
     if args.target and args.top_k:
         raise CLIError("give --target or --top-k, not both")
     return trained
@@ -367,9 +367,10 @@ def _targets(args, model):
             out.append(find_class(text, imagenet_classes(full=True)))
         except ValueError as exc:
             raise CLIError(f"--target: {exc}") from None
+    n = model.n_classes(args)
     for t in out:
-        if isinstance(t, int) and (t < 0 or (args.classes and t >= args.classes)):
-            raise CLIError(f"--target {t} is out of range for {args.classes or 'the model'}'s classes")
+        if isinstance(t, int) and (t < 0 or (n and t >= n)):
+            raise CLIError(f"--target {t} is out of range for {n} classes")
     return out
 
 
@@ -448,7 +449,7 @@ def _outputs(args, files):
         return rows, os.path.join(args.out_dir, "summary.json")
     if args.format is not None:
         raise CLIError("--format is for --out-dir; --out takes the format from its extension")
-    out = args.out or "maps.png"
+    out = "maps.png" if args.out is None else args.out
     _output_file(out, "--out")
     try:
         figure_format(out)
@@ -563,6 +564,9 @@ def cmd_visualize(args):
         [("summary.json", summary_path)]
     _refuse_overwrite(outs, [("IMAGE", f) for f in files] + [("--weights", args.weights)])
     _check_pixels(args.size, f"--size {args.size}")
+    if model.size and args.size != model.size:
+        _log(f"warning: {args.model} was trained on {model.size}x{model.size} images; --size {args.size} "
+             "may lower its accuracy")
     shape = (3, args.size, args.size)
     if model.plan is not None:  # everything is sized before an image is read or a weight drawn
         name, kwargs = model.plan(args, shape)
@@ -593,7 +597,8 @@ def cmd_visualize(args):
                 names = imagenet_classes()
             if kernel_cache_cold():
                 _log("compiling kernels (first run only)...")
-        _log(f"ready in {time.perf_counter() - _T0:.2f} s; computing {model.title(args)} on {label} ...")
+        ready = "" if report else f"ready in {time.perf_counter() - _T0:.2f} s; "
+        _log(f"{ready}computing {model.title(args)} on {label} ...")
         t1 = time.perf_counter()
         maps, classes, logits = _classes(net, x, targets, args.top_k, rng)
         t2 = time.perf_counter()

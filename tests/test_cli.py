@@ -12,37 +12,6 @@ def _run(*args):
     return run_python("-m", "randvis", *args)
 
 
-def test_visualize_writes_a_panel(tmp_path):
-    out = tmp_path / "maps.png"
-    npz = tmp_path / "maps.npz"
-    rc = main(["visualize", "--model", "cnn3", "--filters", "8", "--size", "32", "--out", str(out),
-               "--save-maps", str(npz)])
-    assert rc == 0
-    import matplotlib.image as mpimg
-
-    img = mpimg.imread(out)
-    assert img.ndim == 3 and img.shape[1] > 3 * img.shape[0]  # a row of four panels
-    with np.load(npz) as f:
-        assert set(f.files) == {"saliency", "deconvnet", "gbp"}
-        assert f["gbp"].shape == (3, 32, 32)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
-
-
-@pytest.mark.parametrize("model", ["fcn", "vgg16"])
-def test_other_models(tmp_path, model, monkeypatch):
-    out = tmp_path / "m.png"
-    extra = ["--hidden", "16"] if model == "fcn" else ["--classes", "5"]
-    assert main(["visualize", "--model", model, "--size", "32", "--out", str(out), *extra]) == 0
-    assert out.stat().st_size > 1000
-
-
-def test_image_argument_and_module_entry_point(tmp_path):
-    src = write_png(tmp_path / "in.png", np.random.default_rng(0).random((40, 50, 3)).transpose(2, 0, 1))
-    res = _run("visualize", str(src), "--filters", "4", "--size", "32", "--out", str(tmp_path / "o.png"))
-    assert res.returncode == 0, res.stderr
-    assert "ready in" in res.stderr and (tmp_path / "o.png").exists()
-
-
 def test_unreadable_image_file(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")

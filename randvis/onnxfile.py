@@ -447,7 +447,7 @@ class _Mapper:
                             "vector of logits in the order of a flatten")
         if out.affine is not None:
             raise OnnxError(f"{self.path}: the per-feature affine map of node(s) "
-                            f"{', '.join(out.affine[2])} at the end has no layer to fold into")
+                            f"{_nodes(out.affine)} at the end has no layer to fold into")
         want = self._dims(g.output[0], "output")
         if len(want) != 2 or want[1] not in (-1, out.shape[0]):
             raise OnnxError(f"{self.path}: the graph declares output shape {tuple(want)}, the "
@@ -462,7 +462,7 @@ class _Mapper:
 
     def _no_affine(self, node, a):
         if a.affine is not None:
-            self.fail(node, f"the per-feature affine map of node(s) {', '.join(a.affine[2])} comes "
+            self.fail(node, f"the per-feature affine map of node(s) {_nodes(a.affine)} comes "
                             "after a nonlinearity or pooling and can only be folded into a following "
                             "dense layer; this node comes first")
 
@@ -582,7 +582,7 @@ class _Mapper:
         if a.image or at.get("axis", -1) not in (-1, 1):
             self.fail(node, "Softmax over anything but the feature axis of a vector")
         if a.affine is not None:
-            self.fail(node, f"the per-feature affine map of node(s) {', '.join(a.affine[2])} has "
+            self.fail(node, f"the per-feature affine map of node(s) {_nodes(a.affine)} has "
                             "no dense layer after it to fold into")
         self.notes.append(f"Softmax node {node.name!r} dropped: the network returns logits")
         self.put(node, _Act(a.shape, a.perm, a.order, a.fresh, a.affine, final=True))
@@ -665,10 +665,13 @@ class _Mapper:
         if bias is not None:
             rows.append([bias_source, np.shape(bias), "bias", "as is"])
         if a.affine is not None:
-            scale, shift, nodes = a.affine
+            scale, shift, parts = a.affine
             b = b + K.matmul(w, shift[:, None])[:, 0]
             w = w * scale[None, :]
-            rows[0][3] += f", folded the affine map of {', '.join(nodes)}"
+            rows[0][3] += f", folded the affine map of {_nodes(a.affine)}"
+            rows += [[const, shape, "weight" if kind == "scale" else "bias",
+                      f"{kind} of {name!r}, folded: W diag(a), W b + c"]
+                     for name, const, shape, kind in parts]
         layer = self.new_layer(node, "dense")
         layer.params = {"weight": w, "bias": b}
         layer.rows = rows
@@ -770,12 +773,14 @@ class _Mapper:
             layer.nodes.append(node.name)
             return _Act(a.shape, a.perm, a.order, layer)
         n = a.shape[0]
-        s, t, nodes = a.affine if a.affine is not None else (np.ones(n), np.zeros(n), [])
+        s, t, parts = a.affine if a.affine is not None else (np.ones(n), np.zeros(n), [])
         if scale is not None:
             s, t = s * scale, t * scale
         else:
             t = t + shift
-        return _Act(a.shape, a.perm, a.order, None, (s, t, nodes + [repr(node.name)]))
+        part = (node.name, self._const_name(node), self._shape_of(node),
+                "scale" if scale is not None else "shift")
+        return _Act(a.shape, a.perm, a.order, None, (s, t, parts + [part]))
 
     def _const_name(self, node):
         return next(n for n in node.input if not isinstance(self.values.get(n), _Act))
@@ -844,6 +849,11 @@ class _Mapper:
         x = self.const(node, 0, "data")
         axes = self._axes(node, at) if ("axes" in at or len(node.input) > 1) else None
         self.put(node, np.squeeze(x, axis=None if axes is None else tuple(axes)))
+
+
+def _nodes(affine):
+    """The nodes of a pending affine map, for messages."""
+    return ", ".join(repr(part[0]) for part in affine[2])
 
 
 def _build(layer, name, dtype):

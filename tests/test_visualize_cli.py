@@ -289,3 +289,16 @@ def test_only_lists_the_experiments(capsys):
     assert main(["reproduce", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "run only these experiments: " + ", ".join(EXPERIMENTS) in text
+
+
+def test_random_targets_follow_the_seed(tmp_path):
+    """Each --target random draws the next class from the generator seeded by --seed."""
+    got = []
+    for run in range(2):
+        npz = tmp_path / f"m{run}.npz"
+        assert main(["visualize", *SMALL, "--seed", "5", "--out", str(tmp_path / "m.png"), "--save-maps",
+                     str(npz)] + ["--target", "random"] * 4) == 0
+        with np.load(npz) as f:
+            got.append(f["target"].tolist())
+    g = np.random.default_rng(5)
+    assert got[0] == got[1] == [int(g.integers(10)) for _ in range(4)]

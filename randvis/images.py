@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -185,7 +186,8 @@ def _to_float_rgb(im):
     return np.ascontiguousarray(np.broadcast_to(grey, (3,) + grey.shape), dtype=np.float32)
 
 
-def load_image(path, size=None, resize="center-crop"):
+def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None,
+               resize: str = "center-crop") -> np.ndarray:
     """Read an image file as a float RGB array.
 
     Anything Pillow decodes is accepted (PNG, JPEG, GIF, BMP, TIFF, WebP ...).
@@ -303,7 +305,7 @@ def load_image(path, size=None, resize="center-crop"):
 
 # --------------------------------------------------------------------------- resizing
 
-def resize_image(img, size, mode="center-crop"):
+def resize_image(img: np.ndarray, size: int | tuple[int, int], mode: str = "center-crop") -> np.ndarray:
     """Resize a (3, h, w) image, keeping or ignoring its aspect ratio.
 
     Each channel is resampled as a 32-bit float Pillow image with
@@ -385,7 +387,7 @@ def _skimage_data():
     return data
 
 
-def sample_names():
+def sample_names() -> list[str]:
     """Names accepted by :func:`sample_image`.
 
     Returns
@@ -424,7 +426,7 @@ def _array_to_chw(a):
     return np.ascontiguousarray(f, dtype=np.float32)
 
 
-def sample_image(name="grace_hopper", size=224):
+def sample_image(name: str = "grace_hopper", size: int | tuple[int, int] | None = 224) -> np.ndarray:
     """A built-in photograph, needing no download.
 
     ``"grace_hopper"`` is the portrait of Grace Hopper (600 x 512 JPEG) that
@@ -481,7 +483,8 @@ def sample_image(name="grace_hopper", size=224):
 
 # --------------------------------------------------------------------------- preprocessing
 
-def preprocess(img, mean="imagenet", scale=255.0):
+def preprocess(img: np.ndarray, mean: str | float | Sequence[float] | None = "imagenet",
+               scale: float = 255.0) -> np.ndarray:
     """Turn [0, 1] RGB images into a network input batch, as the paper's code does.
 
     ``x = img * scale - mean`` per channel.  With the defaults this is the
@@ -537,7 +540,8 @@ def preprocess(img, mean="imagenet", scale=255.0):
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def deprocess(x, mean="imagenet", scale=255.0):
+def deprocess(x: np.ndarray, mean: str | float | Sequence[float] | None = "imagenet",
+              scale: float = 255.0) -> np.ndarray:
     """Invert :func:`preprocess`: ``(x + mean) / scale``, clipped to [0, 1].
 
     Parameters
@@ -571,7 +575,7 @@ def deprocess(x, mean="imagenet", scale=255.0):
 
 # --------------------------------------------------------------------------- display
 
-def normalize_map(m, mode="minmax", clip=None):
+def normalize_map(m: np.ndarray, mode: str = "minmax", clip: float | None = None) -> np.ndarray:
     """Map values to [0, 1] for display, one map (sample) at a time.
 
     Parameters
@@ -669,7 +673,7 @@ def _quantile(x, q, extreme):
     return v[:, None, None, None]
 
 
-def to_hwc(img):
+def to_hwc(img: np.ndarray) -> np.ndarray:
     """Channel-first to channel-last, for ``matplotlib.pyplot.imshow``.
 
     Parameters

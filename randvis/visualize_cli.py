@@ -199,7 +199,8 @@ def _fraction(text):
     return v
 
 
-def add_parser(sub, parents):
+def add_parser(sub: argparse._SubParsersAction,
+               parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``visualize`` subcommand to the subparsers ``sub``."""
     from .plotting import DISPLAY_MODES, FORMATS, REDUCTIONS, SIGNS
 
@@ -216,8 +217,8 @@ def add_parser(sub, parents):
     g.add_argument("--kernel-size", type=positive, metavar="K", help="cnn3: filter size (default 7)")
     g.add_argument("--pool", type=positive, metavar="P", help="cnn3: max-pooling window (default none)")
     g.add_argument("--hidden", type=positive, metavar="N", help="fcn: hidden units (default 1000)")
-    g.add_argument("--classes", type=positive, metavar="N", help="cnn3, fcn, vgg16: number of logits (default 10 for "
-                                                    "cnn3/fcn, 1000 for vgg16)")
+    g.add_argument("--classes", type=positive, metavar="N",
+                   help="cnn3, fcn, vgg16: number of logits (default 10 for cnn3/fcn, 1000 for vgg16)")
     g.add_argument("--init", choices=("gaussian", "he", "paper"),
                    help="random models: initialisation (default gaussian; he for vgg16)")
     g.add_argument("--seed", type=nonneg, metavar="S", help="random weights and --target random (default 0)")
@@ -245,11 +246,13 @@ def add_parser(sub, parents):
                         "Captum's outlier_perc); 100 turns clipping off")
     d.add_argument("--normalize", choices=("minmax", "signed", "abs"), default=None,
                    help="rgb: scaling (default minmax, as the paper)")
-    d.add_argument("--cmap", default=None, metavar="NAME", help="heatmap/blend: matplotlib colormap (default bwr for signed "
-                                                "values, inferno otherwise)")
-    d.add_argument("--alpha", type=_fraction, default=None, metavar="A", help="blend: opacity of the heat map (default 0.5)")
+    d.add_argument("--cmap", default=None, metavar="NAME",
+                   help="heatmap/blend: matplotlib colormap (default bwr for signed values, inferno otherwise)")
+    d.add_argument("--alpha", type=_fraction, default=None, metavar="A",
+                   help="blend: opacity of the heat map (default 0.5)")
     o = v.add_argument_group("outputs")
-    o.add_argument("--out", default=None, metavar="FILE", help="the panel of one image; its extension sets the format: "
+    o.add_argument("--out", default=None, metavar="FILE",
+                   help="the panel of one image; its extension sets the format: "
                    + ", ".join("." + e for e in FORMATS) + " (default maps.png)")
     o.add_argument("--out-dir", metavar="DIR", default=None,
                    help="one panel per image (IMAGE.FORMAT) and summary.json in DIR (made if missing)")
@@ -493,7 +496,8 @@ def kernel_cache_cold() -> bool:
         for info in pkgutil.iter_modules(kernels.__path__):
             mod = importlib.import_module(f"{kernels.__name__}.{info.name}")
             for obj in vars(mod).values():
-                for d in (obj.parallel, obj.serial) if hasattr(obj, "parallel") and hasattr(obj, "serial") else (obj,):
+                dual = hasattr(obj, "parallel") and hasattr(obj, "serial")
+                for d in (obj.parallel, obj.serial) if dual else (obj,):
                     cache = getattr(d, "_cache", None)
                     if getattr(getattr(d, "py_func", None), "__module__", None) != mod.__name__ \
                             or not hasattr(cache, "_cache_file"):
@@ -543,7 +547,7 @@ def _classes(net, x, targets, top_k, rng):
     return maps, classes, logits
 
 
-def cmd_visualize(args):
+def cmd_visualize(args: argparse.Namespace) -> int:
     """Run ``randvis visualize`` with parsed ``args``; returns the exit status."""
     import numpy as np
 

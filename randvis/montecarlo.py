@@ -26,6 +26,7 @@ import numpy as np
 from . import _checks
 from . import kernels as K
 from . import theory as T
+from .claims import above, below, inside, judge  # noqa: F401  (above: for callers' criteria)
 from ._io import CheckpointError, array_digest, code_version, load_checkpoint, save_checkpoint
 from .methods import visualize
 from .models import fcn, he_std, three_layer_cnn
@@ -34,6 +35,25 @@ from .stats import fit_loglog_slope, pearson, relative_error
 __all__ = ["sample_fcn_maps", "simulate_maps", "theory_sweep", "cell_seed", "SweepResult", "plot_sweep"]
 
 _KIND_ID = {"cnn": 1, "fcn": 2}
+
+# The checks of a sweep and their criteria, declared before any number is seen.
+# Each is judged on a bootstrap interval over weight draws (randvis.claims).
+SLOPE_CRITERION = inside(-0.6, -0.4)
+"""Theorem 2: GBP's error shrinks like N^(-1/2); the CNN slope fitted to each
+draw's errors across N must have its 95% interval inside (-0.6, -0.4)."""
+RMS_CRITERION = inside(0.75 ** 2, 1.25 ** 2)
+"""The exact closed form: (relative error / predicted RMS)^2 per draw, whose
+mean is (RMS measured / predicted)^2; |RMS ratio - 1| < 0.25 means the interval
+lies inside (0.5625, 1.5625)."""
+RMS_MIN_N = {"cnn": 16, "fcn": 256}
+"""Widths from which the RMS and correlation checks apply."""
+KS_CRITERION = below(0.03)
+"""Theorem 1: saliency and DeconvNet maps of a CNN are Gaussian; the KS distance
+of standardised interior pixels to N(0, 1) has its upper 95% bound below 0.03."""
+KS_MIN_N = 16
+CORR_CRITERION = inside(-0.02, 0.02)
+"""The exact correlation: measured corr(GBP, patch-normalised x) minus
+predicted_correlation, interval inside (-0.02, 0.02)."""
 
 
 def sample_fcn_maps(spec, x, rng=None):
@@ -173,6 +193,7 @@ class SweepResult:
     rows: list = field(default_factory=list)
     summary: list = field(default_factory=list)
     slopes: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)
 
     def to_json(self):
         return json.dumps(asdict(self), indent=1)
@@ -214,6 +235,15 @@ class SweepResult:
         for kind, sl in self.slopes.items():
             lines.append(f"{kind}: log-log slope of GBP relative error vs N = {sl['slope']:.3f} "
                          f"(theory -0.5), r^2 = {sl['r2']:.4f}")
+        return "\n".join(lines)
+
+    def checks_table(self):
+        """The checks, one tab-separated line each under a header line:
+        check, estimate, ci_low, ci_high, n_draws, criterion, verdict."""
+        cols = ("check", "estimate", "ci_low", "ci_high", "n_draws", "criterion", "verdict")
+        lines = ["\t".join(cols)]
+        for c in self.checks:
+            lines.append("\t".join(f"{c[k]:.4g}" if isinstance(c[k], float) else str(c[k]) for k in cols))
         return "\n".join(lines)
 
 
@@ -433,7 +463,40 @@ def _summarise(config, rows, theory_of, x):
             per_seed = [fit_loglog_slope(ns, errs).slope for errs in res.draws(kind, "rel_error").T]
             res.slopes[kind] = {"slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2,
                                 "per_seed": per_seed}
+    res.checks = _judge_checks(res)
     return res
+
+
+def _judge_checks(res):
+    """Every declared check of the sweep, judged on an interval over weight draws."""
+    todo = []
+    if "cnn" in res.slopes:
+        todo.append(("cnn GBP error log-log slope vs N (per draw)", res.slopes["cnn"]["per_seed"], SLOPE_CRITERION))
+    for s in res.summary:
+        kind, n, k = s["kind"], s["n"], res.config[f"{s['kind']}_ns"].index(s["n"])
+        if n >= RMS_MIN_N[kind]:
+            ratio = res.draws(kind, "rel_error")[k] / s["rel_error_theory"]
+            todo.append((f"{kind} N={n} (GBP error / predicted RMS)^2", ratio ** 2, RMS_CRITERION))
+        if kind == "cnn" and n >= KS_MIN_N:
+            for m in ("saliency", "deconvnet"):
+                todo.append((f"cnn N={n} KS {m} pixels to N(0,1)", res.draws(kind, f"ks_{m}")[k], KS_CRITERION))
+        if n >= RMS_MIN_N[kind]:
+            diff = res.draws(kind, "corr_target")[k] - s["corr_target_theory"]
+            todo.append((f"{kind} N={n} corr(GBP, pni) measured - predicted", diff, CORR_CRITERION))
+    return [_check(what, np.asarray(vals, dtype=np.float64), crit) for what, vals, crit in todo]
+
+
+def _check(what, values, criterion):
+    """One row: the mean over draws, its bootstrap interval over draws and the verdict
+    (with a single draw there is no interval and no verdict)."""
+    row = {"check": what, "estimate": float(values.mean()), "ci_low": float("nan"), "ci_high": float("nan"),
+           "n_draws": int(values.size), "criterion": criterion.describe("the mean"),
+           "verdict": "no interval (one draw)"}
+    if values.size >= 2:
+        # one image: the draws are the rows of claims.judge's table, so its interval is over draws
+        v = judge(what, values, criterion)
+        row.update(ci_low=v.ci.low, ci_high=v.ci.high, verdict="holds" if v.holds else "fails")
+    return row
 
 
 def plot_sweep(res, fig=None):

@@ -164,7 +164,7 @@ def test_sweep_bad_arguments():
 @pytest.mark.slow
 def test_full_sweep(tmp_path):
     """The full sweep shown in docs/theory.md: `randvis theory` with its defaults
-    (64x64 photo, CNN N = 4..4096, FCN N = 16..70,000, 3 seeds)."""
+    (64x64 photo, CNN N = 4..4096, FCN N = 16..70,000, 10 weight draws)."""
     from randvis.cli import main
 
     assert main(["theory", "--out", str(tmp_path / "sweep")]) == 0
@@ -174,3 +174,11 @@ def test_full_sweep(tmp_path):
         if s["kind"] == "cnn" and s["n"] >= 16:
             assert s["ks_saliency"] < 0.03 and s["ks_deconvnet"] < 0.03
             assert abs(s["rel_error_rms"] / s["rel_error_theory"] - 1) < 0.25
+    # slope, RMS and normality hold on their intervals over the 10 draws; a
+    # correlation's interval can be wider than its +-0.02 band at small N (the
+    # spread of one network's correlation at N = 16 is about 0.035)
+    for c in res["checks"]:
+        if "corr" in c["check"]:
+            assert abs(c["estimate"]) < 0.02, c
+        else:
+            assert c["verdict"] == "holds", c

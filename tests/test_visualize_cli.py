@@ -302,3 +302,14 @@ def test_random_targets_follow_the_seed(tmp_path):
             got.append(f["target"].tolist())
     g = np.random.default_rng(5)
     assert got[0] == got[1] == [int(g.integers(10)) for _ in range(4)]
+
+
+def test_the_readme_synopsis_lists_every_visualize_option():
+    from randvis.cli import _parser
+
+    sub = next(a for a in _parser()._actions if a.dest == "command").choices["visualize"]
+    flags = {o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    text = (ROOT / "README.md").read_text()
+    synopsis = text[text.index("randvis visualize [IMAGE"):text.index("randvis theory [IMAGE]")]
+    synopsis += text[text.index("every command: [--max-memory"):].split("\n")[0]
+    assert sorted(f for f in flags if f not in synopsis) == []

@@ -311,6 +311,7 @@ class Claim:
         from ._io import jsonable
 
         text = "; ".join(t for t in [self.measure] + [v.text() for v in self.verdicts] + [self.note] if t)
-        return {"claim": self.claim, "measure": text, "value": jsonable(float(self.value)),
+        return {"claim": self.claim, "measure": text, "summary": self.measure, "note": self.note,
+                "value": jsonable(float(self.value)),
                 "holds": self.holds, "figure": self.figure,
                 "verdicts": [v.as_dict() for v in self.verdicts]}

@@ -466,11 +466,13 @@ def _readme(results, timings, ctx):
                 counts = f"{v['n_images']} x {v['n_draws']}"
             lines.append(f"| {_cell(c['claim'])} | [{r['figure']}]({r['figure']}) | {_cell(measured)} | "
                          f"{_cell(crit)} | {counts} | {'yes' if c['holds'] else '**no**'} |")
-            details += [f"- **{c['claim']}** ({'holds' if c['holds'] else 'does not hold'}): {c['measure']}"]
+            about = ". ".join(t for t in (c.get("summary", c["measure"]), c.get("note")) if t)
+            details += [f"- **{c['claim']}** ({'holds' if c['holds'] else 'does not hold'})"
+                        + (f": {about}" if about else "")]
             for x in c.get("verdicts") or []:
                 per = ", ".join(f"{p:.3g}" for p in x["per_image"])
-                details.append(f"  - {x['what']}: {_ci_text(x)}, {'holds' if x['holds'] else 'fails'}; "
-                               f"per image: {per}")
+                details.append(f"  - {x['what']} = {_ci_text(x)} ({x['criterion']}): "
+                               f"{'holds' if x['holds'] else '**fails**'}; per image: {per}")
     lines += ["", "## Every comparison", ""] + details
     lines += ["", "## Figures", ""]
     for name, r in results.items():

@@ -1,7 +1,8 @@
 """The ``randvis`` command line.
 
-    randvis visualize [IMAGE] --model cnn3|fcn|vgg16|efficientnet-lite0 [--filters N] [--seed S] --out maps.png
-    randvis theory [IMAGE] [--size 64] [--cnn-ns ...] [--fcn-ns ...] [--seeds 3] [--quick]
+    randvis visualize [IMAGE ...] [--model cnn3|fcn|vgg16|efficientnet-lite0] [--target T ... | --top-k K]
+                      [--display rgb|heatmap|blend|mask] [--clip P] ... (--out maps.png | --out-dir DIR)
+    randvis theory [IMAGE] [--size 64] [--cnn-ns ...] [--fcn-ns ...] [--seeds 10] [--seed 0] [--quick]
     randvis reproduce [--quick] [--out figures] [--stamp-readme [PATH]] ...
     randvis convert SRC DST.npz
 
@@ -11,7 +12,8 @@ would replace an input, and jobs larger than a limit of :mod:`randvis.limits`
 (estimated from the shapes before anything is built; ``--max-memory``,
 ``--max-streamed-weights`` and ``--max-image-pixels`` raise the limits).
 
-``RANDVIS_TRACEBACK=1 randvis ...`` shows the traceback of an unexpected error.
+``randvis --debug ...`` prints the traceback behind an error before its line;
+``RANDVIS_TRACEBACK=1 randvis ...`` lets an unexpected error's traceback through.
 
 Examples
 --------
@@ -28,8 +30,6 @@ import sys
 import time
 
 _T0 = time.perf_counter()
-
-MODELS = ("cnn3", "fcn", "vgg16", "efficientnet-lite0")
 
 #: a job streaming more random weights than this, or needing more memory, is announced first
 ANNOUNCE_WEIGHTS = 10 ** 9
@@ -79,6 +79,8 @@ def _size(text):
 
 def _limit_options(memory_only=False):
     p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the traceback behind an error")
     g = p.add_argument_group("limits (see randvis.limits)")
     g.add_argument("--max-memory", type=_size, metavar="SIZE", default=None,
                    help="refuse jobs estimated to need more memory (default 8G or $RANDVIS_MAX_MEMORY)")
@@ -92,66 +94,76 @@ def _limit_options(memory_only=False):
     return p
 
 
+def _version():
+    """The installed distribution's version (setup.cfg), else the package's."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("randvis")
+    except metadata.PackageNotFoundError:
+        from . import __version__
+        return __version__
+
+
+class _OnlyHelp(argparse.HelpFormatter):
+    """Lists the experiments in --only's help, imported only when the help is shown."""
+
+    def _get_help_string(self, action):
+        if action.dest == "only":
+            from .experiments import EXPERIMENTS
+            return f"{action.help}: {', '.join(EXPERIMENTS)}"
+        return action.help
+
+
 def _parser():
     lim = _limit_options()
     positive, nonneg = _integer(1), _integer(0)
     p = _Parser(prog="randvis", description=(
         "Saliency maps, DeconvNet and Guided Backpropagation with hand-written "
         "forward/backward passes, for random networks and VGG-16."))
+    p.add_argument("--version", action="version", version=f"randvis {_version()}")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback behind an error (as RANDVIS_TRACEBACK=1 does)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    v = sub.add_parser("visualize", parents=[lim], help="draw input, saliency, DeconvNet and GBP side by side",
-                       description="Compute the three maps of one image and write a labelled panel.")
-    v.add_argument("image", nargs="?", default=None,
-                   help="PNG/JPEG file (default: the built-in grace_hopper sample)")
-    v.add_argument("--model", choices=MODELS, default="cnn3",
-                   help="random three-layer CNN, random fully connected net, VGG-16 (random or --weights), "
-                        "or the ImageNet-trained EfficientNet-Lite0 (default cnn3)")
-    v.add_argument("--filters", type=positive, default=64, help="cnn3: number of filters N (default 64)")
-    v.add_argument("--kernel-size", type=positive, default=7, help="cnn3: filter size (default 7)")
-    v.add_argument("--pool", type=positive, default=None, help="cnn3: max-pooling window (default none)")
-    v.add_argument("--hidden", type=positive, default=1000, help="fcn: hidden units (default 1000)")
-    v.add_argument("--classes", type=positive, default=None,
-                   help="number of logits (default 10 for cnn3/fcn, 1000 for vgg16)")
-    v.add_argument("--init", choices=("gaussian", "he", "paper"), default=None,
-                   help="random initialisation (default gaussian; he for vgg16)")
-    v.add_argument("--size", type=positive, default=224, help="image side after resize/crop (default 224)")
-    v.add_argument("--target", default="max", help="'max', 'random' or a class index (default max)")
-    v.add_argument("--seed", type=nonneg, default=0, help="random seed for the weights (default 0)")
-    v.add_argument("--normalize", choices=("minmax", "signed", "abs"), default="minmax",
-                   help="display normalisation of the maps (default minmax, as the paper)")
-    v.add_argument("--weights", metavar="FILE", default=None,
-                   help="vgg16: trained weights (randvis/paper npz, PyTorch .pth, Keras .h5)")
-    v.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    v.add_argument("--out", default="maps.png", help="output PNG (default maps.png)")
-    v.add_argument("--save-maps", default=None, metavar="NPZ", help="also write the raw maps to an .npz")
+    from .visualize_cli import add_parser as add_visualize
+
+    add_visualize(sub, [lim])
     t = sub.add_parser("theory", parents=[lim], help="Monte Carlo check of the closed forms over N and seeds",
                        description="Simulate random CNNs and FCNs over a range of widths N and compare "
                                    "GBP's relative error, its correlation with the input and the "
-                                   "normality of saliency/DeconvNet maps with randvis.theory.")
+                                   "normality of saliency/DeconvNet maps with randvis.theory. Prints one "
+                                   "tab-separated row per check (estimate, 95%% bootstrap interval over "
+                                   "weight draws, criterion declared in randvis.montecarlo, verdict).")
     t.add_argument("image", nargs="?", default=None, help="PNG/JPEG (default: built-in sample)")
     t.add_argument("--size", type=positive, default=None, help="image side (default 64; 32 with --quick)")
     t.add_argument("--cnn-ns", default=None,
                    help="CNN filter counts, comma list (default 4,16,64,256,1024,4096; 4,16,64,256 with --quick)")
     t.add_argument("--fcn-ns", default=None,
                    help="FCN hidden sizes, comma list (default 16,256,4096,70000; 16,256,4096 with --quick)")
-    t.add_argument("--seeds", type=positive, default=None, help="networks per N (default 3; 2 with --quick)")
+    t.add_argument("--seeds", type=positive, default=None,
+                   help="independent networks (weight draws) per N (default 10; 5 with --quick)")
+    t.add_argument("--seed", type=nonneg, default=0,
+                   help="seed of the weight draws (default 0; each network also depends on the image)")
     t.add_argument("--kernel-size", type=positive, default=7, help="CNN filter size (default 7)")
     t.add_argument("--fcn-sampler", choices=("auto", "network", "exact"), default="auto",
                    help="FCN maps from the network or the exact O(N + d) sampler (default auto)")
     t.add_argument("--quick", action="store_true",
-                   help="small sweep: N up to 256, 2 seeds, 32x32 (options given explicitly win)")
+                   help="small sweep: N up to 256, 5 seeds, 32x32 (options given explicitly win)")
     t.add_argument("--out", default="theory_sweep",
                    help="output prefix: PREFIX.json/.txt/.png (and PREFIX.checkpoint.npz while it runs)")
     c = sub.add_parser("convert", parents=[_limit_options(memory_only=True)], help="convert VGG-16 weights to randvis's npz (no torch needed)",
                        description="Convert a PyTorch VGG-16 state_dict (.pth, legacy or zip), the "
                                    "paper's vgg16_weights.npz or Keras VGG-16 .h5 weights into randvis's "
-                                   "npz layout; prints the layer-by-layer mapping.")
+                                   "npz layout, or an ONNX model (VGG-style chain, needs the onnx "
+                                   "package) into a randvis network file; prints the layer-by-layer "
+                                   "mapping.")
     c.add_argument("src")
     c.add_argument("dst")
-    c.add_argument("--format", choices=("randvis", "paper", "torch", "keras"), default=None,
+    c.add_argument("--format", choices=("randvis", "paper", "torch", "keras", "onnx"), default=None,
                    help="source format (default: detected)")
     c.add_argument("--float64", action="store_true", help="store float64 (default float32)")
-    r = sub.add_parser("reproduce", parents=[lim], help="regenerate the paper's experiments: figures and claims",
+    r = sub.add_parser("reproduce", parents=[lim], formatter_class=_OnlyHelp,
+                       help="regenerate the paper's experiments: figures and claims",
                        description="Run every experiment of the paper offline and write OUT/NAME.png, "
                                    "OUT/results.json and OUT/README.md (claim -> figure -> number -> holds). "
                                    "Checkpointed: re-running after an interruption resumes.")
@@ -292,8 +304,13 @@ def cmd_theory(args):
     from .montecarlo import _memory_estimates, plot_sweep, theory_sweep
 
     quick = args.quick
+    given = [f for f, v in (("--size", args.size), ("--cnn-ns", args.cnn_ns), ("--fcn-ns", args.fcn_ns),
+                            ("--seeds", args.seeds)) if v is not None]
+    if quick and given:
+        print(f"randvis: --quick: {', '.join(given)} given explicitly, kept instead of --quick's values",
+              file=sys.stderr)
     size = args.size or (32 if quick else 64)
-    seeds = args.seeds or (2 if quick else 3)
+    seeds = args.seeds or (5 if quick else 10)
     cnn_ns = _ints(args.cnn_ns if args.cnn_ns is not None else ("4,16,64,256" if quick else "4,16,64,256,1024,4096"),
                    "--cnn-ns")
     fcn_ns = _ints(args.fcn_ns if args.fcn_ns is not None else ("16,256,4096" if quick else "16,256,4096,70000"),
@@ -321,10 +338,10 @@ def cmd_theory(args):
     x = images.preprocess(img)[0].astype(np.float64)
     res = theory_sweep(x, cnn_ns, fcn_ns, seeds=seeds, kernel_size=args.kernel_size,
                        fcn_sampler=args.fcn_sampler, checkpoint=outs[".checkpoint.npz"],
-                       image_name=f"{name} {size}x{size}",
+                       image_name=f"{name} {size}x{size}", seed=args.seed,
                        log=lambda msg: print(f"randvis: {msg}", file=sys.stderr))
     atomic_write_text(outs[".json"], res.to_json())
-    table = res.table()
+    table = res.table() + "\n\n" + res.checks_table()
     atomic_write_text(outs[".txt"], table + "\n")
     fig = plot_sweep(res)
     atomic_write(outs[".png"], lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
@@ -335,127 +352,21 @@ def cmd_theory(args):
     return 0
 
 
-def _target(text):
-    if text in ("max", "random"):
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise CLIError(f"--target must be 'max', 'random' or a class index, got {text!r}") from None
-
-
-def _builder(args, shape):
-    """(builder name, keyword arguments) of the random or weight-file network to build."""
-    if args.model == "cnn3":
-        return "three_layer_cnn", dict(n_filters=args.filters, kernel_size=args.kernel_size, pool=args.pool,
-                                       n_classes=args.classes or 10, input_shape=shape,
-                                       init=args.init or "gaussian", dtype=args.dtype)
-    if args.model == "fcn":
-        return "fcn", dict(n_hidden=args.hidden, n_classes=args.classes or 10, input_shape=shape,
-                           init=args.init or "gaussian", dtype=args.dtype)
-    return "vgg16", dict(n_classes=args.classes or (None if args.weights else 1000), input_shape=shape,
-                         init=args.init or "he", dtype=args.dtype, weights=args.weights)
-
-
-def _efficientnet_estimate(net):
-    """Rough memory of one EfficientNet-Lite0 pass with three maps, from the layer shapes."""
-    import numpy as np
-
-    from .models import MemoryEstimate
-
-    itemsize = np.dtype(net.dtype).itemsize
-    sizes = [int(np.prod(s)) for s in net.shapes]
-    params = sum(int(v.size) for v in net.parameters().values())
-    # every output and mask is kept for the backward (x2 for the blocks' inner layers),
-    # and the three stacked backward signals of the widest layer in and out
-    acts = (2 * sum(sizes) + 6 * max(sizes)) * itemsize + 2 * sum(sizes)
-    return MemoryEstimate("efficientnet_lite0", params * itemsize, acts, 0)
-
-
-def _title(args):
-    if args.model == "cnn3":
-        return f"random 3-layer CNN, N={args.filters}, {args.kernel_size}x{args.kernel_size} filters"
-    if args.model == "fcn":
-        return f"random fully connected net, N={args.hidden}"
-    if args.model == "efficientnet-lite0":
-        return "EfficientNet-Lite0 (ImageNet-trained)"
-    return "VGG-16 (" + (os.path.basename(args.weights) if args.weights else "random") + ")"
-
-
 def cmd_visualize(args):
-    import numpy as np
+    from .visualize_cli import cmd_visualize as run
 
-    from . import images, models
-    from .methods import visualize
-    from .plotting import save_panel
-
-    trained = args.model == "efficientnet-lite0"
-    if args.weights is not None and args.model != "vgg16":
-        raise CLIError(f"--weights is for --model vgg16, not {args.model}")
-    if trained and args.classes is not None:
-        raise CLIError("--classes does not apply to efficientnet-lite0 (its 1000 ImageNet classes)")
-    target = _target(args.target)
-    _input_file(args.image, "IMAGE")
-    _input_file(args.weights, "--weights")
-    _output_file(args.out, "--out")
-    save_maps = None
-    if args.save_maps is not None:
-        save_maps = args.save_maps if args.save_maps.endswith(".npz") else args.save_maps + ".npz"
-        _output_file(save_maps, "--save-maps")
-    _refuse_overwrite([("--out", args.out), ("--save-maps", save_maps)],
-                      [("IMAGE", args.image), ("--weights", args.weights)])
-    _check_pixels(args.size, f"--size {args.size}")
-    shape = (3, args.size, args.size)
-    if not trained:  # everything is sized before the image is read or a weight drawn
-        name, kwargs = _builder(args, shape)
-        est = models.memory_estimate(name, **kwargs)
-        est.check()
-        _announce(_title(args), est)
-    if args.image is None:
-        img, label = images.sample_image("grace_hopper", size=None if trained else args.size), "grace_hopper (built-in)"
-    else:
-        img, label = images.load_image(args.image, size=None if trained else args.size), os.path.basename(args.image)
-    if trained:
-        from .efficientnet import efficientnet_lite0, input_to_pixels, preprocess_efficientnet
-
-        x = preprocess_efficientnet(img, size=args.size)
-        img = np.clip(input_to_pixels(x[0]), 0, 1)  # what the network sees
-        net = efficientnet_lite0("pretrained", dtype=args.dtype, input_shape=x.shape[1:])
-        est = _efficientnet_estimate(net)
-        est.check()
-        _announce(_title(args), est)
-    else:
-        x = images.preprocess(img)
-        net = getattr(models, name)(**kwargs, rng=args.seed)
-    if isinstance(target, int) and not 0 <= target < net.n_classes:
-        raise CLIError(f"--target {target} is out of range for {net.n_classes} classes")
-    print(f"randvis: ready in {time.perf_counter() - _T0:.2f} s; computing {_title(args)} "
-          f"on {label} ...", file=sys.stderr)
-    t = time.perf_counter()
-    maps, info = visualize(net, x, target=target, rng=args.seed, return_info=True)
-    print(f"randvis: maps in {time.perf_counter() - t:.2f} s (target class {info['classes'][0]})",
-          file=sys.stderr)
-    title = f"{_title(args)} - target class {info['classes'][0]}"
-    if trained or (args.model == "vgg16" and args.weights and net.n_classes == 1000):
-        from .efficientnet import top_k
-
-        top = top_k(info["logits"][0], k=5)
-        for idx, name, p in top:
-            print(f"  {p:6.3f}  {name} ({idx})")
-        title = f"{_title(args)}\ntop-5: " + ", ".join(f"{name} {p:.2f}" for _, name, p in top)
-    save_panel(args.out, img, {k: v[0] for k, v in maps.items()}, title=title, normalize=args.normalize)
-    if save_maps:
-        from ._io import atomic_savez
-        atomic_savez(save_maps, {k: v[0] for k, v in maps.items()})
-    print(args.out)
-    return 0
+    return run(args)
 
 
 # ---------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------
 
-def _error(msg):
+def _error(msg, debug=False):
+    if debug and sys.exc_info()[1] is not None:
+        import traceback
+
+        traceback.print_exc()
     lines = str(msg).strip().splitlines()
     print(f"randvis: error: {lines[0] if lines else msg}", file=sys.stderr)
     return 2
@@ -488,6 +399,7 @@ def main(argv=None):
         return 0
     given = {name: getattr(args, opt[2:].replace("-", "_"), None) for name, opt in LIMIT_OPTIONS.items()}
     given = {name: value for name, value in given.items() if value is not None}
+    debug = getattr(args, "debug", False)
     try:
         for name, value in given.items():
             limits.set_limit(name, value)
@@ -498,17 +410,17 @@ def main(argv=None):
         print("randvis: interrupted", file=sys.stderr)
         return 130
     except limits.ResourceLimitError as exc:
-        return _error(_limit_hint(exc))
+        return _error(_limit_hint(exc), debug)
     except MemoryError as exc:
         return _error(f"out of memory{': ' + str(exc) if str(exc) else ''} (lower the sizes, or the "
-                      "memory limit --max-memory so that such jobs are refused before they start)")
+                      "memory limit --max-memory so that such jobs are refused before they start)", debug)
     except (CLIError, ValueError, TypeError, OSError, KeyError, ImportError) as exc:
-        return _error(str(exc).strip() or type(exc).__name__)
+        return _error(str(exc).strip() or type(exc).__name__, debug)
     except Exception as exc:
         if os.environ.get("RANDVIS_TRACEBACK"):
             raise
-        return _error(f"unexpected {type(exc).__name__}: {exc} (run with RANDVIS_TRACEBACK=1 "
-                      "for the traceback; please report it)")
+        return _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug "
+                      "for the traceback; please report it)", debug)
     finally:
         for name in given:  # the options set the limits of this command only
             limits.set_limit(name, None)

@@ -67,7 +67,8 @@ from .torchfile import CheckpointError, load_state_dict
 __all__ = ["read_vgg16", "load_vgg16", "save_vgg16_paper_npz", "convert", "VGG16Weights",
            "ConversionReport", "WeightsError", "FORMATS", "VGG16_PARAMS"]
 
-#: the source formats :func:`read_vgg16` and :func:`convert` read
+#: the source formats :func:`read_vgg16` and :func:`convert` read (:func:`convert` also reads
+#: "onnx" models, through :mod:`randvis.onnxfile`)
 FORMATS = ("randvis", "paper", "torch", "keras")
 
 _CONVS, _FCS = VGG16_LAYERS[:-3], VGG16_LAYERS[-3:]
@@ -413,8 +414,11 @@ def _sniff(path):
                            "checkpoint")
     if head[:1] == b"\x80":
         return "torch"
+    from .onnxfile import sniff
+    if sniff(path):
+        return "onnx"
     raise WeightsError(f"{path}: unrecognised weights file (expected a randvis or paper .npz, "
-                       "a PyTorch .pth or a Keras .h5)")
+                       "a PyTorch .pth, a Keras .h5 or an ONNX model)")
 
 
 @contextlib.contextmanager
@@ -430,6 +434,10 @@ def _open_source(path, format=None):
             raise WeightsError(str(exc)) from None
     elif fmt == "torch":
         yield _read_torch(path)
+    elif fmt == "onnx":
+        raise WeightsError(f"{path}: an ONNX model, not VGG-16 weights: convert it with randvis "
+                           "convert (randvis.weights.convert) and load the result with "
+                           "Sequential.load")
     else:
         h5py = _import_h5py()
         try:
@@ -839,17 +847,21 @@ def convert(src, dst, format=None, *, dtype=np.float32):
     src : str or os.PathLike
         A PyTorch state_dict (torchvision's ``vgg16-397923af.pth`` keys, zip or
         legacy serialisation), the paper's ``vgg16_weights.npz``, Keras'
-        VGG-16 ``.h5`` (weights-only or saved model), or a randvis ``.npz``.
+        VGG-16 ``.h5`` (weights-only or saved model), or a randvis ``.npz``;
+        or an ONNX model of any VGG-style chain, mapped by
+        :func:`randvis.onnxfile.convert` (needs the ``onnx`` package).
     dst : str or os.PathLike
         The ``.npz`` to write (``.npz`` appended if missing); load it with
-        :func:`load_vgg16` or :meth:`Sequential.load`.
-    format : {"torch", "paper", "keras", "randvis"}, optional
+        :func:`load_vgg16` or :meth:`Sequential.load` (an ONNX model's: with
+        :meth:`Sequential.load`).
+    format : {"torch", "paper", "keras", "randvis", "onnx"}, optional
         Skip the detection from the file's content.
     dtype : float32 or float64
 
     Returns
     -------
     ConversionReport
+        (:class:`randvis.onnxfile.OnnxConversionReport` for an ONNX model)
         Tensor by tensor: source key(s) -> randvis name and shape; ``str()``
         gives a table.
 
@@ -879,6 +891,10 @@ def convert(src, dst, format=None, *, dtype=np.float32):
     """
     src_path = os.fspath(src)
     _check_destination(src_path, os.fspath(dst))
+    _checks.one_of(format, "format", FORMATS + ("onnx",), allow_none=True)
+    if (format or _sniff(src_path)) == "onnx":
+        from .onnxfile import convert as convert_onnx
+        return convert_onnx(src_path, dst, dtype=dtype)
     w = _read(src_path, format, dtype, None, lambda source: {
         "layout": source.fmt, "path": os.path.abspath(src_path), "sha256": file_sha256(src_path)})
     out = vgg16(n_classes=None, dtype=dtype, weights=w).save(dst)

@@ -221,15 +221,16 @@ class SweepResult:
 
     def table(self):
         """A plain-text table of the per-N summary."""
-        head = (f"{'model':<5} {'N':>7} {'seeds':>5} {'GBP rel.err':>12} {'theory':>8} "
-                f"{'corr(GBP,x)':>11} {'theory':>8} {'corr(GBP,pni)':>13} {'KS sal':>7} "
+        head = (f"{'model':<5} {'N':>7} {'seeds':>5} {'GBP rel.err':>15} {'RMS':>8} {'theory':>8} "
+                f"{'corr(GBP,x)':>11} {'theory':>7} {'corr(GBP,pni)':>13} {'theory':>7} {'KS sal':>7} "
                 f"{'KS dec':>7} {'SW p sal':>9} {'SW p dec':>9}")
         lines = [head, "-" * len(head)]
         for s in self.summary:
             lines.append(
                 f"{s['kind']:<5} {s['n']:>7} {s['seeds']:>5} "
-                f"{s['rel_error']:>7.3f}+-{s['rel_error_sd']:<4.3f} {s['rel_error_theory']:>8.3f} "
-                f"{s['corr_input']:>11.3f} {s['corr_input_theory']:>8.3f} {s['corr_target']:>13.3f} "
+                f"{s['rel_error']:>8.3f}+-{s['rel_error_sd']:<5.3f} {s['rel_error_rms']:>8.3f} "
+                f"{s['rel_error_theory']:>8.3f} {s['corr_input']:>11.3f} {s['corr_input_theory']:>7.3f} "
+                f"{s['corr_target']:>13.3f} {s['corr_target_theory']:>7.3f} "
                 f"{s['ks_saliency']:>7.3f} {s['ks_deconvnet']:>7.3f} "
                 f"{s['shapiro_p_saliency']:>9.3f} {s['shapiro_p_deconvnet']:>9.3f}")
         for kind, sl in self.slopes.items():

@@ -257,6 +257,32 @@ def test_predicted_correlation_matches_simulation(geometry, n):
     assert abs(corr.mean() - predicted) < 2 * corr.std(ddof=1) / np.sqrt(S) + 0.006
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("geometry, n", [(dict(kernel_size=7, stride=1), 256), (dict(kernel_size=7, stride=1), 1024),
+                                         (dict(kernel_size=5, stride=2), 256), (dict(kernel_size=3, stride=1), 1024)])
+def test_predicted_correlation_matches_simulation_at_larger_widths(geometry, n):
+    """As test_predicted_correlation_matches_simulation, on a 3x32x32 photo at
+    N = 256 and 1024 (S = 300 networks): the ratio of the sample means within 2
+    delta-method standard errors of predicted_correlation."""
+    x = natural_photo(32)
+    S = 300
+    a, b = [], []
+    for seed in range(S):
+        net = randvis.three_layer_cnn(n, input_shape=x.shape, n_classes=1, dtype=np.float64, rng=[8, seed],
+                                      **geometry)
+        g = randvis.visualize(net, x[None], target=0, methods=("gbp",))["gbp"][0]
+        spec = T.RandomNetSpec.from_network(net)
+        r = T.patch_normalized_input(spec, x)
+        gc, rc = g - g.mean(), r - r.mean()
+        a.append(np.sum(gc * rc))
+        b.append(np.sum(gc * gc))
+    a, b, rn = np.array(a), np.array(b), np.linalg.norm(rc)
+    ratio = a.mean() / (rn * np.sqrt(b.mean()))
+    grad = np.array([1 / (rn * np.sqrt(b.mean())), -a.mean() / (2 * rn * b.mean() ** 1.5)])
+    se = np.sqrt(grad @ np.cov(np.vstack([a, b])) @ grad / S)
+    assert abs(ratio - T.predicted_correlation(spec, x)) < 2 * se, ((ratio - T.predicted_correlation(spec, x)) / se)
+
+
 def test_gbp_correlation_with_its_target_cnn_against_fcn():
     """At N = 256 on a 3x32x32 photo the CNN's GBP correlates with the
     patch-normalised input far better than the FCN's GBP with its own target

@@ -1,0 +1,99 @@
+"""Sphinx configuration of the randvis documentation.
+
+Build offline with warnings as errors (docs/build.sh)::
+
+    python -m sphinx -W -b html docs docs/_build/html
+
+Nothing here reaches the network: no intersphinx inventories, no remote images
+or fonts; MathJax is only referenced by the pages, for the browser to load.
+"""
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))
+
+# Kernels compile once per process and are cached on disk; the gallery runs in
+# this process, after a warm-up by the first example that needs them.
+os.environ.setdefault("MPLBACKEND", "agg")
+
+import randvis  # noqa: E402
+
+project = "randvis"
+author = "the randvis authors"
+copyright = "the randvis authors, MIT licence"
+release = version = randvis.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "myst_parser",
+    "sphinx_gallery.gen_gallery",
+    "apigen",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb",
+                    "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.md5",
+                    "auto_examples/*.json", "auto_examples/*.pickle"]
+templates_path = []
+nitpicky = False
+
+# --- API reference ---------------------------------------------------------
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"           # the numpydoc Parameters sections carry the types
+autodoc_preserve_defaults = True
+numpydoc_show_class_members = False  # autodoc's :members: lists them once
+numpydoc_class_members_toctree = False
+numpydoc_validation_checks = set()
+numpydoc_xref_param_type = False
+numpydoc_use_plots = False
+
+# --- MyST (docs/theory.md and the derivation pages) ------------------------
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
+suppress_warnings = ["myst.header"]
+
+# --- gallery ---------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "abort_on_example_error": False,   # every failure is listed, then the build fails
+    "only_warn_on_example_error": False,
+    "plot_gallery": "True",
+    "capture_repr": ("_repr_html_", "__repr__"),
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+    "show_memory": False,
+    "show_signature": False,
+    "min_reported_time": 0,
+    "doc_module": (),
+    "reference_url": {},
+}
+
+# --- HTML --------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"randvis {release}"
+html_theme_options = {
+    "navbar_align": "left",
+    "show_prev_next": True,
+    "navigation_with_keys": False,
+    "icon_links": [],
+    "use_edit_page_button": False,
+    "show_toc_level": 2,
+    "footer_start": ["copyright"],
+    "footer_end": [],
+}
+html_sidebars = {"index": [], "exercises": []}
+html_static_path = []
+html_show_sourcelink = False
+html_copy_source = False

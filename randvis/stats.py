@@ -852,11 +852,21 @@ class ClassSensitivityResult(_Result):
         SSIM of the two normalised maps (``data_range=1``).
     spearman : float
         Rank correlation of the two maps (NaN if one is constant).
+    l2_unit : float
+        ``||m1 / |m1| - m2 / |m2|||_2 = sqrt(2 - 2 cos)``: the L2 distance of
+        the maps scaled to unit L2 norm, in [0, 2] (NaN if one map is all
+        zero). Like ``l2`` it ignores the maps' scale, but the scale is set by
+        every value, not by the two most extreme ones as in min-max scaling.
+    spearman_abs : float
+        Rank correlation of ``|m1|`` and ``|m2|`` (where the map is strong,
+        whatever its sign; NaN if one is constant).
     """
 
     l2: float
     ssim: float
     spearman: float
+    l2_unit: float = float("nan")
+    spearman_abs: float = float("nan")
 
     def __str__(self):
         return f"l2={_fmt(self.l2)}  ssim={_fmt(self.ssim)}  spearman={_fmt(self.spearman)}"
@@ -891,14 +901,20 @@ def class_sensitivity(m1, m2):
     l2=0.0000  ssim=1.0000  spearman=1.0000
     >>> round(class_sensitivity(m, -m).l2 ** 2 * 49, 10)  # sum (2k - 7)^2, k = 0..7
     168.0
+    >>> r = class_sensitivity(m, -m)
+    >>> round(r.l2_unit, 12), round(r.spearman_abs, 12)    # opposite directions; |m| identical
+    (2.0, 1.0)
     """
     a = _as_array(m1, "m1", ndims=(2, 3), min_size=MIN_VALUES)
     b = _as_array(m2, "m2", ndims=(2, 3), min_size=MIN_VALUES)
     _same_shape(a, b, "m1", "m2")
     na, nb = minmax01(a), minmax01(b)
+    sa, sb = float(_norm(a)), float(_norm(b))
+    unit = float(_norm(a / sa - b / sb)) if sa > 0 and sb > 0 else float("nan")
     return ClassSensitivityResult(l2=float(_norm(na - nb)),
                                   ssim=ssim(na, nb, data_range=1.0),
-                                  spearman=_spearman(a.ravel(), b.ravel()))
+                                  spearman=_spearman(a.ravel(), b.ravel()),
+                                  l2_unit=unit, spearman_abs=_spearman(np.abs(a).ravel(), np.abs(b).ravel()))
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def test_a_cell_is_reused_only_under_equal_settings(tmp_path, monkeypatch):
 
 
 def test_trained_experiments_are_keyed_by_the_weight_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(_base, "_efficientnet_sha256", lambda: "e" * 64)
+    monkeypatch.setattr(_base, "_trained_weight_digests", lambda: {"EfficientNet-Lite0": "e" * 64})
     w1, w2 = tmp_path / "w1", tmp_path / "w2"
     w1.mkdir(), w2.mkdir()
     (w1 / "vgg.npz").write_bytes(b"one")
@@ -78,7 +78,7 @@ def test_trained_experiments_are_keyed_by_the_weight_files(tmp_path, monkeypatch
     assert _cell(Context(**base, vgg_weights=str(w1 / "vgg.npz")), "class_sensitivity")[2] == 0
     assert _cell(Context(**base, vgg_weights=str(w2 / "vgg.npz")), "class_sensitivity")[2] == 1
     assert _cell(Context(**base), "class_sensitivity")[2] == 1
-    monkeypatch.setattr(_base, "_efficientnet_sha256", lambda: "f" * 64)
+    monkeypatch.setattr(_base, "_trained_weight_digests", lambda: {"EfficientNet-Lite0": "f" * 64})
     assert _cell(Context(**base), "class_sensitivity")[2] == 1
     # experiments on random networks do not depend on weight files
     assert _cell(Context(**base, vgg_weights=str(w1 / "vgg.npz")))[2] == 1

@@ -141,9 +141,44 @@ def test_class_sensitivity_on_a_single_image(tmp_path):
 def test_adversarial(ctx):
     _needs_trained()
     res = EXPERIMENTS["adversarial"].run(ctx)
-    assert res.flipped and res.before != res.after
-    assert res.l2["saliency"] > max(res.l2["gbp"], res.l2["deconvnet"])
-    assert res.ssim["deconvnet"] > res.ssim["saliency"]
+    assert "EfficientNet-Lite0" in res.models
+    for label in res.models:
+        for name, r in res.per_image[label].items():
+            assert r["flipped"] and r["before"] != r["after"], (label, name)
+            for m in ("saliency", "deconvnet", "gbp"):
+                assert 0.0 <= r[m]["l2_unit"] <= 2.0
+    lite = res.per_image["EfficientNet-Lite0"]
+    for r in lite.values():
+        assert r["saliency"]["l2_unit"] > max(r["gbp"]["l2_unit"], r["deconvnet"]["l2_unit"])
+        assert r["deconvnet"]["ssim"] > r["saliency"]["ssim"]
+    claims = EXPERIMENTS["adversarial"].claims(res)
+    assert len(claims) == 2 * len(res.models) and claims[0].holds
+
+
+def test_class_sensitivity_over_every_pair_of_logits(tmp_path, monkeypatch):
+    """A network with few classes is also compared over every pair of its logits:
+    the number is the mean of the pairwise L2 distances, each pair once."""
+    import itertools
+
+    import randvis
+    from randvis.experiments import _trained
+    from randvis.stats import class_sensitivity
+
+    net = randvis.three_layer_cnn(8, kernel_size=3, n_classes=4, input_shape=(3, 16, 16), dtype=np.float64, rng=3)
+    img = sample_image("grace_hopper", size=16)
+    to_input = lambda im: randvis.images.preprocess(im).astype(np.float64)  # noqa: E731
+    monkeypatch.setattr(_trained, "models", lambda ctx, dtype=None: [("tiny", lambda name: net, to_input)])
+    one = Context(out=str(tmp_path), images=[("a", img), ("b", img[:, ::-1].copy())], quick=True, seed=1,
+                  progress=False)
+    mod = EXPERIMENTS["class_sensitivity"]
+    res = mod.run(one)
+    for k, (_, im) in enumerate(one.images):
+        maps = [randvis.visualize(net, to_input(im), target=c) for c in range(4)]
+        for m in ("saliency", "deconvnet", "gbp"):
+            want = np.mean([class_sensitivity(maps[i][m][0], maps[j][m][0]).l2
+                            for i, j in itertools.combinations(range(4), 2)])
+            assert res.l2_all_pairs["tiny"][m][k] == pytest.approx(want, rel=1e-12)
+    assert len(mod.claims(res)[0].verdicts) == 2
 
 
 @pytest.mark.parametrize("name", ["adversarial", "class_sensitivity", "partly_trained"])
@@ -172,11 +207,13 @@ def test_trained_experiments_compute_in_float64(ctx, tmp_path, monkeypatch, name
     assert seen and all(d == (np.float64, np.float64) for d in seen), seen
 
 
-def _partly_trained_networks(ctx, monkeypatch):
-    """Run the experiment and record, for every network whose GBP it computes,
-    which parameter groups hold the trained and which the random weights (by
-    comparing each parameter with those of the trained and the random network
-    built independently here), and the GBP map it got."""
+def _partly_trained_networks(ctx, monkeypatch, trained=("EfficientNet-Lite0",)):
+    """Run the experiment on the trained models named ``trained`` (and a
+    --vgg-weights VGG-16 when the context has one) and record, for every network
+    whose GBP it computes, its parameters and the GBP map it got."""
+    from randvis.experiments import _trained
+
+    monkeypatch.setattr(_trained, "TRAINED", tuple(m for m in _trained.TRAINED if m.label in trained))
     mod = EXPERIMENTS["partly_trained"]
     seen = []
     real = mod.visualize
@@ -187,8 +224,9 @@ def _partly_trained_networks(ctx, monkeypatch):
         return maps
 
     monkeypatch.setattr(mod, "visualize", spy)
-    res = mod.run(ctx)
-    return res, seen
+    results = mod.run(ctx)
+    assert len(results) == 1
+    return results[0], seen
 
 
 def _check_families(res, seen, trained, randoms):
@@ -278,10 +316,28 @@ def test_partly_trained_with_vgg_weights(ctx, tmp_path, monkeypatch):
     net = randvis.vgg16(n_classes=10, input_shape=(3, 32, 32), widths=(4, 4, 8, 8, 8), fc_width=16, rng=5)
     path = net.save(tmp_path / "vgg.npz")
     vctx = dataclasses.replace(ctx, vgg_weights=path, out=str(tmp_path / "out"))
-    res, seen = _partly_trained_networks(vctx, monkeypatch)
-    assert res.model == "VGG-16" and res.groups[0] == "conv1_1" and res.groups[-1] == "fc8"
+    res, seen = _partly_trained_networks(vctx, monkeypatch, trained=())
+    assert res.model == "VGG-16 (--vgg-weights)" and res.groups[0] == "conv1_1" and res.groups[-1] == "fc8"
     trained = randvis.vgg16(weights=path, dtype=_trained.DTYPE)
     _check_families(res, seen, trained, [_he_copy(trained, vctx.rng(NAME, "vgg-random", vctx.image_digest(n)))
                                          for n, _ in vctx.images])
     assert res.to_trained["up to L"][-1] == pytest.approx(1.0)
     assert res.to_random["reverse"][-1] == pytest.approx(1.0)
+
+
+def test_paper_initialisation_of_the_partly_trained_vgg():
+    """Truncated normal weights of std 0.1 (cut at two standard deviations, so the
+    sample std is 0.1 * 0.8796), convolution biases 0, dense biases 1."""
+    import randvis
+    from randvis.experiments.partly_trained import _paper_copy
+
+    net = randvis.vgg16(n_classes=10, input_shape=(3, 32, 32), widths=(8, 8, 16, 16, 16), fc_width=32, rng=0)
+    out = _paper_copy(net, np.random.default_rng(1))
+    w = np.concatenate([v.ravel() for k, v in out.parameters().items() if v.ndim > 1])
+    assert np.abs(w).max() <= 0.2 and w.size > 20000
+    # std of the sample: standard error about 0.088 / sqrt(2 n)
+    assert w.std() == pytest.approx(0.1 * 0.8796, abs=5 * 0.088 / np.sqrt(2 * w.size))
+    for k, v in out.parameters().items():
+        if v.ndim == 1:
+            assert np.all(v == (1.0 if k.startswith("fc") else 0.0)), k
+    assert all(not np.array_equal(out[k], net[k]) for k in net.parameters() if net[k].ndim > 1)

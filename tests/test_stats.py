@@ -474,6 +474,16 @@ def test_class_sensitivity_hand_values():
     c = S.class_sensitivity(np.full((1, 3, 3), 4.0), np.full((1, 3, 3), -2.0))
     assert c.l2 == 0 and c.ssim == pytest.approx(1.0) and math.isnan(c.spearman)
     assert "l2=" in str(neg) and json.dumps(neg.as_dict())
+    # unit-norm L2: sqrt(2 - 2 cos); m and 2.5 m - 4 have cos = <m, u> / (|m| |u|)
+    u = 2.5 * m - 4
+    cos = float((m * u).sum() / np.sqrt((m * m).sum() * (u * u).sum()))
+    assert aff.l2_unit == pytest.approx(math.sqrt(2 - 2 * cos), abs=1e-12)
+    assert neg.l2_unit == pytest.approx(2.0) and same.l2_unit == pytest.approx(0.0, abs=1e-7)
+    assert neg.spearman_abs == pytest.approx(1.0)
+    # |m - 3.5| ranks pixels by distance from the middle: uncorrelated with the order of m
+    mid = S.class_sensitivity(m, m - 3.5)
+    assert mid.spearman == pytest.approx(1.0) and mid.spearman_abs == pytest.approx(0.0, abs=1e-12)  # symmetric V
+    assert math.isnan(S.class_sensitivity(m, np.zeros_like(m)).l2_unit)
 
 
 # ---------------------------------------------------------------------------

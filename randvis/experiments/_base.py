@@ -138,13 +138,14 @@ class Context:
     def settings(self, experiment):
         """Everything a cell of ``experiment`` depends on besides its own label:
         :meth:`fingerprint`, and for the experiments on trained networks (those
-        that require a package) the sha256 of the EfficientNet-Lite0 weight file;
-        the others do not depend on any weight file."""
+        that require a package) the sha256 of every installed trained model's
+        weight file (:func:`randvis.experiments._trained.weight_digests`); the
+        others do not depend on any weight file."""
         from . import EXPERIMENTS
 
         key = {"experiment": str(experiment), **self.fingerprint()}
         if getattr(EXPERIMENTS.get(experiment), "REQUIRES", ()):
-            key["efficientnet_lite0"] = self._digest("efficientnet", _efficientnet_sha256)
+            key["trained"] = self._digest("trained", _trained_weight_digests)
         else:
             key.pop("vgg16")
         return key
@@ -197,10 +198,10 @@ class Context:
         return numbers, arrays
 
 
-def _efficientnet_sha256():
-    from ..efficientnet import pretrained_weights_path
+def _trained_weight_digests():
+    from ._trained import weight_digests
 
-    return file_sha256(pretrained_weights_path())
+    return weight_digests()
 
 
 def corr(a, b):

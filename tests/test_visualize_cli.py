@@ -199,7 +199,7 @@ REFUSED = {
     "{tmp}/in/*.jpg --out-dir {tmp}/d": "no files match",
     "{tmp}/in {tmp}/in2 --out-dir {tmp}/d": "would both write p0.png",
     "--target 3 --top-k 2": "not both",
-    "--target tabby": "class names need a model with ImageNet classes",
+    "--target tabby": "class names need a model with named classes",
     "--model efficientnet-lite0 --target 'tigr cat'": "near matches: tiger cat (282)",
     "--target 10": "out of range",
     "--model efficientnet-lite0 --target 1000": "out of range",

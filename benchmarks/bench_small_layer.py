@@ -38,7 +38,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import _common as C
 import randvis
 from randvis import kernels as K
-from randvis.methods import METHODS, make_seed
+from randvis.methods import METHODS
 
 
 # ---------------------------------------------------------------- plain numpy

@@ -45,7 +45,6 @@ import numpy as np
 
 import _common as C
 import randvis
-from randvis import kernels as K
 from randvis.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, StreamedDense
 from randvis.methods import METHODS, make_seed
 

@@ -637,7 +637,6 @@ def normalize_map(m: np.ndarray, mode: str = "minmax", clip: float | None = None
     out_dtype = np.float32 if a.dtype == np.float32 else np.float64
     single = a.ndim == 3
     x = a[None].astype(np.float64) if single else a.astype(np.float64)
-    n = x.shape[0]
     if mode == "minmax":
         lo = _quantile(x, 100.0 - hi_q, np.min)
         hi = _quantile(x, hi_q, np.max)

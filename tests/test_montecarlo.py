@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pytest
 
-import randvis
 from conftest import natural_photo, record_calls
 from randvis import montecarlo as M
 from randvis import theory as T

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..claims import Claim
+from ..claims import Claim  # noqa: F401  (re-exported by randvis.experiments)
 from ..stats import pearson
 from .._io import (CheckpointError, array_digest, code_version, file_sha256, load_checkpoint, safe_name,
                    save_checkpoint)

@@ -16,7 +16,7 @@ Examples
 (1, 3, 6, 6)
 """
 from ._numba import get_num_threads, set_num_threads, threading_layer
-from .conv import (TILE_FLOATS, col2im, conv2d_backward_bias, conv2d_backward_input,
+from .conv import (col2im, conv2d_backward_bias, conv2d_backward_input,
                    conv2d_backward_weight, conv2d_forward, im2col)
 from .elementwise import clip_mask, relu_backward
 from .padding import as_pair, output_hw, resolve_padding

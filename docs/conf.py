@@ -5,7 +5,9 @@ Build offline with warnings as errors (docs/build.sh)::
     python -m sphinx -W -b html docs docs/_build/html
 
 Nothing here reaches the network: no intersphinx inventories, no remote images
-or fonts; MathJax is only referenced by the pages, for the browser to load.
+or fonts, no download in any example. The pages refer to one remote file,
+MathJax (Sphinx's default ``mathjax_path``), which the reader's browser loads to
+typeset formulas; set ``mathjax_path`` to a local copy to read them offline.
 """
 import os
 import sys
@@ -27,6 +29,7 @@ release = version = randvis.__version__
 
 extensions = [
     "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "numpydoc",
@@ -37,9 +40,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb",
-                    "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.md5",
-                    "auto_examples/*.json", "auto_examples/*.pickle"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "build.sh"]
 templates_path = []
 nitpicky = False
 
@@ -52,6 +53,7 @@ numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()
 numpydoc_xref_param_type = False
 numpydoc_use_plots = False
+autosummary_generate = False         # the API pages come from _ext/apigen.py
 
 # --- MyST (docs/theory.md and the derivation pages) ------------------------
 myst_enable_extensions = ["dollarmath", "amsmath"]
@@ -74,6 +76,7 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
     "reset_modules": ("matplotlib",),
     "show_memory": False,
+    "write_computation_times": False,  # its pages load scripts from CDNs
     "show_signature": False,
     "min_reported_time": 0,
     "doc_module": (),

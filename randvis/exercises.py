@@ -107,6 +107,10 @@ def _call(fn, args, names, case):
         if isinstance(a, np.ndarray) and not np.array_equal(a, b, equal_nan=True):
             return CheckResult(False, f"On case {case!r} your function changed its input {name} in "
                                       f"place; compute a new array and return it instead.", case=case)
+    if out is None:
+        return CheckResult(False, f"On case {case!r} your function returned None: compute the "
+                                  f"array and return it (is the return statement missing?).",
+                           case=case)
     try:
         out = np.asarray(out, dtype=np.float64)
     except (TypeError, ValueError):

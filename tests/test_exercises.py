@@ -181,3 +181,26 @@ def test_gbp_mean_tolerance_is_rounding_not_more():
     # a relative error of 1e-12 is rounding (accepted), 1e-6 is a mistake (refused)
     assert check_gbp_expected_map(lambda *a: gbp_mean(*a) * (1 + 1e-12)).passed
     assert not check_gbp_expected_map(lambda *a: gbp_mean(*a) * (1 + 1e-6)).passed
+
+# --------------------------------------------------------------------------- the published solutions
+
+
+def test_the_solutions_on_the_exercises_page_pass_their_checkers():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "exercises" / "solutions.py"
+    spec = importlib.util.spec_from_file_location("exercise_solutions", path)
+    sol = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sol)
+    for rule in ("saliency", "deconvnet", "gbp"):
+        assert check_relu_rule(lambda r, y, rule=rule: sol.relu_backward(r, y, rule), rule).passed
+        wrong = "gbp" if rule != "gbp" else "saliency"
+        assert not check_relu_rule(lambda r, y, w=wrong: sol.relu_backward(r, y, w), rule).passed
+    assert check_maxpool_backward(sol.maxpool_backward).passed
+    assert check_gbp_expected_map(sol.gbp_expected_map).passed
+
+
+def test_an_unfinished_exercise_says_so():
+    res = check_maxpool_backward(lambda g, x, size, stride: None)   # the page's "..." stub
+    assert not res.passed and "returned None" in res.message and "return statement" in res.message

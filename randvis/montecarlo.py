@@ -59,8 +59,8 @@ predicted_correlation, interval inside (-0.02, 0.02)."""
 def sample_fcn_maps(spec, x, rng=None):
     """Draw the three maps of a random FCN exactly, without the d x N weights.
 
-    With x^ = x/|x|, split each hidden unit's weights as w_i = a_i x^ + u_i:
-    a_i = w_i . x^ ~ N(0, s_w^2) decides the ReLU (h_i = |x| a_i) and u_i ~
+    With ``x^ = x/|x|``, split each hidden unit's weights as w_i = a_i x^ + u_i:
+    a_i = w_i . x^ ~ N(0, s_w^2) decides the ReLU (``h_i = |x| a_i``) and u_i ~
     N(0, s_w^2 (I - x^ x^T)) is independent of it. A map with coefficients
     c_i (V_i 1(a_i > 0), relu(V_i), relu(V_i) 1(a_i > 0)) is
     ``(sum c_i a_i) x^ + sum c_i u_i``, and the three ``sum c_i u_i`` are
@@ -278,7 +278,7 @@ def _save_checkpoint(path, config, rows):
 @K.one_blas_thread()  # scipy's statistics too: no BLAS call of the sweep is threaded
 def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000), seeds=3,
                  kernel_size=7, fcn_sampler="auto", checkpoint=None, progress=True, image_name=None,
-                 log=None, seed=0):
+                 log=None, seed=0, client=None):
     """Simulate random CNNs/FCNs over N and seeds and compare with the theory.
 
     Parameters
@@ -312,6 +312,11 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
         ``[image digest, seed, model, N, s]`` (:func:`cell_seed`): another
         image or another ``seed`` gives independent networks, the same image
         and seed the same ones.
+    client : distributed.Client, optional
+        Send every cell still to compute to this Dask cluster as a task
+        (:mod:`randvis.cluster`); the checkpoint is rewritten as each one
+        finishes and the rows are assembled in the cells' order, so the
+        result equals the in-process one.
 
     Returns
     -------
@@ -352,7 +357,6 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
     for est in _memory_estimates(x.shape, {(k, n) for k, n, s in cells if (k, n, s) not in done},
                                  kernel_size, fcn_sampler):
         est.check()
-    border = kernel_size // 2
     cache = {}
 
     def theory_of(kind):
@@ -364,29 +368,46 @@ def theory_sweep(x, cnn_ns=(4, 16, 64, 256, 1024), fcn_ns=(16, 256, 4096, 70000)
                            T.patch_normalized_input(spec, x))
         return cache[kind]
 
-    bar = tqdm(total=len(cells), desc="theory sweep", disable=not progress or None, leave=False)
+    todo = [c for c in cells if c not in done]
+    for kind in dict.fromkeys(k for k, _, _ in todo):
+        theory_of(kind)
+    jobs = [(x, config, kind, n, s, _sampler(kind, n, x.size, fcn_sampler), cache[kind][1], cache[kind][3])
+            for kind, n, s in todo]
+    if client is None:
+        finished = ((job, _sweep_cell(job)) for job in jobs)
+    else:
+        from .cluster import stream
+
+        finished = stream(client, _sweep_cell, jobs, key=lambda job: f"randvis-theory-{job[2]}-{job[3]}-{job[4]}-"
+                                                                     f"{config['x_sha']}-{seed}")
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="theory sweep",
+               disable=not progress or None, leave=False)
     with bar:
-        for kind, n, s in cells:
+        for job, row in finished:
             bar.update()
-            if (kind, n, s) in done:
-                continue
-            spec1, mean1, _, pni = theory_of(kind)
-            sampler = _sampler(kind, n, x.size, fcn_sampler)
-            spec, maps = simulate_maps(kind, n, x, rng=cell_seed(config["x_sha"], seed, kind, n, s),
-                                       kernel_size=kernel_size, sampler=sampler)
-            expected = mean1 * (spec.n * spec.v_std * spec.w_std)
-            g = maps["gbp"]
-            row = {"kind": kind, "n": n, "seed": s, "sampler": sampler if kind == "fcn" else "network",
-                   "rel_error": relative_error(g, expected),
-                   "corr_input": _corr(g, x), "corr_target": _corr(g, pni)}
-            b = border if kind == "cnn" else 0
-            for m in ("saliency", "deconvnet"):
-                for key, val in _normality(maps[m], b).items():
-                    row[f"{key}_{m}"] = val
-            done[(kind, n, s)] = row
+            done[tuple(job[2:5])] = row
             if checkpoint:
                 _save_checkpoint(checkpoint, config, done)
     return _summarise(config, [done[c] for c in cells], theory_of, x)
+
+
+def _sweep_cell(job):
+    """The row of one cell of a sweep: a pure function of ``job`` = (x, config,
+    kind, n, s, sampler, GBP mean of a width-1 network, patch-normalised x)."""
+    x, config, kind, n, s, sampler, mean1, pni = job
+    with K.one_blas_thread():  # scipy's statistics too: no BLAS call of a cell is threaded
+        spec, maps = simulate_maps(kind, n, x, rng=cell_seed(config["x_sha"], config["seed"], kind, n, s),
+                                   kernel_size=config["kernel_size"], sampler=sampler)
+        expected = mean1 * (spec.n * spec.v_std * spec.w_std)
+        g = maps["gbp"]
+        row = {"kind": kind, "n": n, "seed": s, "sampler": sampler if kind == "fcn" else "network",
+               "rel_error": relative_error(g, expected),
+               "corr_input": _corr(g, x), "corr_target": _corr(g, pni)}
+        b = config["kernel_size"] // 2 if kind == "cnn" else 0
+        for m in ("saliency", "deconvnet"):
+            for key, val in _normality(maps[m], b).items():
+                row[f"{key}_{m}"] = val
+    return row
 
 
 def cell_seed(x_sha, seed, kind, n, s):

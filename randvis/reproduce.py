@@ -95,7 +95,7 @@ def load_images(folder=None, size=224, quick=False, limit=None):
 
 
 def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights=None, seed=0,
-              progress=True, log=print, size=None, jobs=1, stamp=None):
+              progress=True, log=print, size=None, jobs=1, stamp=None, client=None):
     """Run the experiments and write ``OUT/NAME.png``, ``OUT/results.json`` and ``OUT/README.md``.
 
     Parameters
@@ -118,6 +118,13 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
     jobs : int
         Experiments run in this many worker processes (threads split between
         them); results do not depend on it.
+    client : distributed.Client, optional
+        Run each experiment as a task on this Dask cluster instead (one task
+        per experiment; see :mod:`randvis.cluster`). Its workers write the
+        cell checkpoints and figures into ``out``: they must see the same
+        folder (one machine, or a shared file system). Results do not depend
+        on it, and a task rerun after its worker died reuses the cells its
+        first run checkpointed.
     stamp : None, True or path, optional
         Also rewrite the run-time sentence between the :data:`README_MARK`
         comments of this README (``True``: the ``README.md`` beside the output
@@ -178,7 +185,17 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
             log(f"  {'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['claim']} -- {c['measure']}")
         atomic_write_text(results_path, json.dumps(results, indent=1, sort_keys=True) + "\n")
 
-    if jobs > 1 and len(todo) > 1:
+    if client is not None and todo:
+        from .cluster import current_limits, result_of, run_task
+
+        worker_ctx = dataclasses.replace(ctx, log=None, notes=[], progress=False)  # one terminal, several workers
+        setup = (current_limits(), 1)
+        futures = {name: client.submit(run_task, setup, _run_experiment, name, worker_ctx, pure=False)
+                   for name in todo}
+        for name in todo:
+            log(f"[{name}] {EXPERIMENTS[name].TITLE} ... (Dask)")
+        _record_in_order(todo, futures, _distributed_completed(futures.values()), record, log, result_of)
+    elif jobs > 1 and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         jobs = min(jobs, len(todo))
@@ -186,16 +203,10 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
         settings = {name: limits.get_limit(name) for name in limits.LIMITS}
         worker_ctx = dataclasses.replace(ctx, log=None, notes=[], progress=False)  # one terminal, several workers
         with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(threads, settings)) as pool:
-            futures = {pool.submit(_run_experiment, name, worker_ctx): name for name in todo}
+            futures = {name: pool.submit(_run_experiment, name, worker_ctx) for name in todo}
             for name in todo:
                 log(f"[{name}] {EXPERIMENTS[name].TITLE} ... (worker)")
-            for fut in as_completed(futures):
-                name = futures[fut]
-                entry, seconds, notes = fut.result()
-                for note in notes:
-                    log(note)
-                log(f"[{name}] done in {seconds:.0f} s")
-                record(name, entry, seconds)
+            _record_in_order(todo, futures, as_completed(futures.values()), record, log, lambda f: f.result())
     else:
         for name in todo:
             log(f"[{name}] {EXPERIMENTS[name].TITLE} ...")
@@ -371,18 +382,36 @@ def _checkpoint_folders(out):
 
 
 def _init_worker(threads, settings):
+    from .cluster import limit_threads
+
     for name, value in settings.items():
         limits.set_limit(name, value)
-    _limit_threads(threads)
+    limit_threads(threads)
 
 
-def _limit_threads(n):
-    from threadpoolctl import threadpool_limits
+def _distributed_completed(futures):
+    from distributed import as_completed
 
-    from .kernels import set_num_threads
+    return as_completed(list(futures))
 
-    set_num_threads(n)
-    _limit_threads.keep = threadpool_limits(limits=n)
+
+def _record_in_order(todo, futures, completed, record, log, result):
+    """Log each experiment as it finishes, and record it once every experiment
+    before it in ``todo`` is recorded: results.json and the README list the
+    experiments in the same order whatever finishes first."""
+    names = {fut: name for name, fut in futures.items()}
+    finished = {}
+    nxt = 0
+    for fut in completed:
+        name = names[fut]
+        entry, seconds, notes = result(fut)
+        for note in notes:
+            log(note)
+        log(f"[{name}] done in {seconds:.0f} s")
+        finished[name] = (entry, seconds)
+        while nxt < len(todo) and todo[nxt] in finished:
+            record(todo[nxt], *finished.pop(todo[nxt]))
+            nxt += 1
 
 
 def _run_experiment(name, ctx):

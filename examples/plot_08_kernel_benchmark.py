@@ -9,8 +9,8 @@ ways:
   parallel over the filters. Simple, but each multiply-add loads its operands
   from memory: such loops reach a small fraction of the machine's peak.
 * **im2col + GEMM**: copy the patches into a matrix
-  (:func:`randvis.kernels.im2col`), then one matrix product
-  (:func:`randvis.kernels.matmul`, BLAS underneath). The copy is cheap and the
+  (:func:`randvis.kernels.conv.im2col`), then one matrix product
+  (:func:`randvis.kernels.gemm.matmul`, BLAS underneath). The copy is cheap and the
   product runs near peak, because BLAS reuses every loaded number many times.
 * **Winograd F(2x2, 3x3)**: computes each 2x2 output tile from a 4x4 input tile
   with 16 multiplications per channel pair instead of 36, i.e. 2.25x fewer

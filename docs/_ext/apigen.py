@@ -105,7 +105,7 @@ def _module_page(module, entries):
     for name, kind in own:
         lines += [f".. {directive[kind]}:: {module}.{name}"]
         if kind == "class":
-            lines += ["   :members:", "   :show-inheritance:"]
+            lines += ["   :members:"]
         if kind == "data":
             lines += ["   :annotation:"]
         lines += [""]

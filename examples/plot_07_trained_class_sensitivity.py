@@ -44,14 +44,31 @@ for name in names:
 
 # %%
 # The numbers. For both photos the saliency maps of the two classes are far
-# apart and hardly correlated; the GBP and DeconvNet maps are nearly the same
-# map (Spearman correlation near 1).
+# apart and hardly correlated; the GBP maps for the two classes are nearly the
+# same map (Spearman correlation near 1), and so are the DeconvNet maps.
 
 for name in names:
     r = results[name]
     assert r["saliency"].l2 > 2 * max(r["gbp"].l2, r["deconvnet"].l2)
     assert r["gbp"].spearman > 0.95 and r["deconvnet"].spearman > 0.95
     assert r["saliency"].spearman < 0.5
+
+# %%
+# DeconvNet deserves a second look. EfficientNet-Lite0 has no max-pooling (it
+# downsamples with strided convolutions and ends in a global *average* pool),
+# so DeconvNet, which ignores the forward masks, has no way to see the image
+# at all: every layer it passes through is linear, and the backward ReLU6
+# acts on the signal alone (:doc:`../derivations/relu`). Its map depends on
+# the class only, and it is the same, to the last bit, for both photos. The
+# checkerboard in it is the footprint of the strided convolutions' adjoints.
+# (Its high Spearman correlation between classes above is of this kind: a map
+# that ignores the image, not one that recovers it.)
+
+cls = int(np.argmax(net.predict(shown[names[0]][0])[0]))
+other_photo = randvis.visualize(net, shown[names[1]][0], target=cls)["deconvnet"]
+print("DeconvNet, same class, two photos: max difference",
+      np.abs(shown[names[0]][1]["deconvnet"] - other_photo).max())
+assert np.array_equal(shown[names[0]][1]["deconvnet"], other_photo)
 
 # %%
 # The maps. Each row: the input, then for each method the map for the top

@@ -58,7 +58,6 @@ autosummary_generate = False         # the API pages come from _ext/apigen.py
 # --- MyST (docs/theory.md and the derivation pages) ------------------------
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
-suppress_warnings = ["myst.header"]
 
 # --- gallery ---------------------------------------------------------------
 sphinx_gallery_conf = {

@@ -36,6 +36,7 @@ extensions = [
     "myst_parser",
     "sphinx_gallery.gen_gallery",
     "apigen",
+    "gallerycheck",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}

@@ -32,10 +32,10 @@ ONNX operations                  randvis
                                  ``W (a * h + b) + c = (W diag(a)) h + (W b + c)``
 ``Softmax`` (last operation)     dropped: the network returns logits
 ``Identity``, ``Dropout``        nothing
-``Shape``, ``Gather``, ``Cast``, evaluated on constants (the shape arithmetic
-``Slice``, ``Concat``,           tf2onnx writes before a ``Reshape``)
-``Unsqueeze``, ``Squeeze``,
-``Constant``
+``Shape``, ``Gather``,           evaluated on constants (the shape arithmetic
+``Cast``, ``Slice``,             tf2onnx writes before a ``Reshape``)
+``Concat``, ``Unsqueeze``,
+``Squeeze``, ``Constant``
 ===============================  ================================================
 
 Any other operation is refused with a one-line :class:`OnnxError` naming the
@@ -84,7 +84,7 @@ from ._io import file_sha256
 from .limits import check_memory
 from .network import Sequential
 from .onnxgraph import SUPPORTED_OPS, OnnxError, map_model
-from .weights import _check_destination
+from .weights import _check_destination, _Report
 
 __all__ = ["OnnxError", "sniff", "load_onnx", "convert", "OnnxConversionReport", "SUPPORTED_OPS"]
 
@@ -335,7 +335,7 @@ def load_onnx(path, dtype=np.float32, sha256=None):
 
 
 @dataclass
-class OnnxConversionReport:
+class OnnxConversionReport(_Report):
     """What :func:`convert` did: the ONNX tensors and the randvis parameters made of them.
 
     Attributes
@@ -355,12 +355,6 @@ class OnnxConversionReport:
         SHA-256 of the written file.
     """
 
-    src: str
-    dst: str
-    format: str
-    rows: list
-    notes: list
-    input_shape: tuple
     n_classes: int
     layers: list
     sha256: str = ""
@@ -374,7 +368,7 @@ class OnnxConversionReport:
         return out
 
     def __str__(self):
-        lines = [f"{self.src} ({self.format}) -> {self.dst}"] + [f"  note: {n}" for n in self.notes]
+        lines = self._head()
         width = max([len(r.source) for r in self.rows] + [1])
         for r in self.rows:
             lines.append(f"  {r.source:<{width}} {str(r.source_shape):<16} -> {r.target:<13} "

@@ -368,6 +368,8 @@ def grid(img: np.ndarray, rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], 
     Returns
     -------
     matplotlib.figure.Figure
+        One row per target, one column per map after the input; a colour
+        bar per row in the heat-map modes.
 
     Examples
     --------

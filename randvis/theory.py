@@ -18,7 +18,7 @@ A fully connected first layer is the case "one patch = the whole image"
 (kernel = image, ``valid`` padding), so every function here serves both.
 
 Gaussian facts used (w ~ N(0, s_w^2 I), v ~ N(0, s_v^2), unit vectors u, t at
-angle theta):
+angle theta)::
 
     E relu(v) = s_v / sqrt(2 pi),   E relu(v)^2 = s_v^2 / 2
     E[w 1(w.u > 0)] = s_w u / sqrt(2 pi)
@@ -290,6 +290,8 @@ def patch_normalized_input(spec, x):
     Returns
     -------
     ndarray, shape (c, h, w)
+        GBP's limit as N grows, up to a positive scale: each patch scaled to
+        unit norm and placed back where it came from.
 
     Examples
     --------
@@ -404,6 +406,8 @@ def pixel_variance(spec, x, method="gbp"):
     Returns
     -------
     ndarray, shape (c, h, w)
+        The variance of each pixel of the map of one network of width
+        ``spec.n``.
 
     Examples
     --------
@@ -652,7 +656,7 @@ def predicted_correlation(spec, x, ref=None, n=None):
     With ``A = <s_c, r_c>`` and ``B = |s_c|^2`` (``_c``: the array minus its
     mean over all d values, as :func:`randvis.stats.pearson` centres), the
     correlation is ``A / (|r_c| sqrt(B))``, and A and B have exact
-    expectations (``m = E s``):
+    expectations (``m = E s``)::
 
         E A = <m_c, r_c>
         E B = |m_c|^2 + sum_a Var_a - Var(sum_a s_a) / d

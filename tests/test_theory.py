@@ -218,6 +218,28 @@ def test_variance_of_the_map_sum_hand_values():
     assert T.map_sum_variance(k1, np.array([[[1.0, 0.0]]]), "saliency") == pytest.approx(0.5)
 
 
+def _simulated_ratio(x, n, geometry, S, stream):
+    """Over S random CNNs (seeds [stream, 0..S-1]): the ratio of the sample means of
+    A = <g_c, r_c> and B = |g_c|^2 over |r_c| (g, r: GBP map and patch-normalised
+    input, _c: overall mean removed), its delta-method standard error (from the
+    sample covariance of (A, B)), the single networks' correlations, the spec and x."""
+    a, b, corr = [], [], []
+    for seed in range(S):
+        net = randvis.three_layer_cnn(n, input_shape=x.shape, n_classes=1, dtype=np.float64, rng=[stream, seed],
+                                      **geometry)
+        g = randvis.visualize(net, x[None], target=0, methods=("gbp",))["gbp"][0]
+        spec = T.RandomNetSpec.from_network(net)
+        r = T.patch_normalized_input(spec, x)
+        gc, rc = g - g.mean(), r - r.mean()
+        a.append(np.sum(gc * rc))
+        b.append(np.sum(gc * gc))
+        corr.append(pearson(g, r))
+    a, b, rn = np.array(a), np.array(b), np.linalg.norm(rc)
+    ratio = a.mean() / (rn * np.sqrt(b.mean()))
+    grad = np.array([1 / (rn * np.sqrt(b.mean())), -a.mean() / (2 * rn * b.mean() ** 1.5)])
+    return ratio, np.sqrt(grad @ np.cov(np.vstack([a, b])) @ grad / S), np.array(corr), spec, x
+
+
 CORRELATION_CELLS = [(dict(kernel_size=3, stride=1), n) for n in (4, 16, 64)] + \
     [(dict(kernel_size=5, stride=2), n) for n in (4, 64)] + [(dict(kernel_size=7, stride=1), n) for n in (4, 16)]
 
@@ -234,27 +256,10 @@ def test_predicted_correlation_matches_simulation(geometry, n):
     at stride 1. The mean of the single networks' correlations (the expectation
     of the ratio) is above by O(1/N); it must lie within 2 standard errors plus
     0.006 (measured: 0.000 to 0.005 for N = 4..64 on 16x16 and 32x32 photos)."""
-    x = natural_photo(16)
-    S = 400
-    a, b, corr = [], [], []
-    for seed in range(S):
-        net = randvis.three_layer_cnn(n, input_shape=x.shape, n_classes=1, dtype=np.float64, rng=[7, seed],
-                                      **geometry)
-        g = randvis.visualize(net, x[None], target=0, methods=("gbp",))["gbp"][0]
-        spec = T.RandomNetSpec.from_network(net)
-        r = T.patch_normalized_input(spec, x)
-        gc, rc = g - g.mean(), r - r.mean()
-        a.append(np.sum(gc * rc))
-        b.append(np.sum(gc * gc))
-        corr.append(pearson(g, r))
-    a, b, rn = np.array(a), np.array(b), np.linalg.norm(rc)
-    ratio = a.mean() / (rn * np.sqrt(b.mean()))
-    grad = np.array([1 / (rn * np.sqrt(b.mean())), -a.mean() / (2 * rn * b.mean() ** 1.5)])
-    se = np.sqrt(grad @ np.cov(np.vstack([a, b])) @ grad / S)
+    ratio, se, corr, spec, x = _simulated_ratio(natural_photo(16), n, geometry, 400, stream=7)
     predicted = T.predicted_correlation(spec, x)
     assert abs(ratio - predicted) < 2 * se, ((ratio - predicted) / se, se)
-    corr = np.array(corr)
-    assert abs(corr.mean() - predicted) < 2 * corr.std(ddof=1) / np.sqrt(S) + 0.006
+    assert abs(corr.mean() - predicted) < 2 * corr.std(ddof=1) / np.sqrt(corr.size) + 0.006
 
 
 @pytest.mark.slow
@@ -264,22 +269,7 @@ def test_predicted_correlation_matches_simulation_at_larger_widths(geometry, n):
     """As test_predicted_correlation_matches_simulation, on a 3x32x32 photo at
     N = 256 and 1024 (S = 300 networks): the ratio of the sample means within 2
     delta-method standard errors of predicted_correlation."""
-    x = natural_photo(32)
-    S = 300
-    a, b = [], []
-    for seed in range(S):
-        net = randvis.three_layer_cnn(n, input_shape=x.shape, n_classes=1, dtype=np.float64, rng=[8, seed],
-                                      **geometry)
-        g = randvis.visualize(net, x[None], target=0, methods=("gbp",))["gbp"][0]
-        spec = T.RandomNetSpec.from_network(net)
-        r = T.patch_normalized_input(spec, x)
-        gc, rc = g - g.mean(), r - r.mean()
-        a.append(np.sum(gc * rc))
-        b.append(np.sum(gc * gc))
-    a, b, rn = np.array(a), np.array(b), np.linalg.norm(rc)
-    ratio = a.mean() / (rn * np.sqrt(b.mean()))
-    grad = np.array([1 / (rn * np.sqrt(b.mean())), -a.mean() / (2 * rn * b.mean() ** 1.5)])
-    se = np.sqrt(grad @ np.cov(np.vstack([a, b])) @ grad / S)
+    ratio, se, _, spec, x = _simulated_ratio(natural_photo(32), n, geometry, 300, stream=8)
     assert abs(ratio - T.predicted_correlation(spec, x)) < 2 * se, ((ratio - T.predicted_correlation(spec, x)) / se)
 
 

@@ -226,6 +226,42 @@ def _trained_weight_digests():
     return weight_digests()
 
 
+def maps_vs_input(ctx, experiment, label, build, draws=None):
+    """Every image's maps from independent random networks, and their correlation with the input.
+
+    For image ``i`` and draw ``j`` (``draws``, default :attr:`Context.n_draws`),
+    ``build(seed, input_shape)`` makes the network, with ``seed`` from
+    :meth:`Context.draw_seed`; the maps are for its top logit. Each (image,
+    draw) is one cell, ``"<label>-<image>-draw<j>"``.
+
+    Returns
+    -------
+    values : dict
+        method -> list over images of lists over draws of :func:`corr` (map, x).
+    panels : dict
+        method -> map of the first image's first draw.
+    """
+    from ..images import preprocess
+    from ..methods import METHODS, visualize
+
+    values, panels = {m: [] for m in METHODS}, {}
+    for idx, (name, img) in enumerate(ctx.images):
+        x = preprocess(img)
+        rows = {m: [] for m in METHODS}
+        for draw in range(ctx.n_draws if draws is None else draws):
+            def compute(x=x, name=name, first=idx == 0 and draw == 0, draw=draw):
+                net = build(ctx.draw_seed(experiment, label, image=name, draw=draw), x.shape[1:])
+                maps = visualize(net, x, target="max")
+                return {m: corr(maps[m], x) for m in METHODS}, ({m: maps[m][0] for m in METHODS} if first else {})
+            nums, arrays = ctx.cell(experiment, f"{label}-{name}-draw{draw}", compute)
+            for m in METHODS:
+                rows[m].append(nums[m])
+            panels.update(arrays)
+        for m in METHODS:
+            values[m].append(rows[m])
+    return values, panels
+
+
 def corr(a, b):
     """Pearson correlation of two (c, h, w) maps after removing each channel's mean.
 

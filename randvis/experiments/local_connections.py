@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..claims import Claim, above, inside, judge
-from ..images import preprocess
-from ..methods import METHODS, visualize
+from ..methods import METHODS
 from ..models import fcn, three_layer_cnn
-from ._base import corr, show
+from ._base import maps_vs_input, show
 
 NAME = "local_connections"
 TITLE = "Local connections: random 3-layer CNN vs FCN"
@@ -35,26 +34,16 @@ class Result:
 
 def run(ctx):
     n = 64 if ctx.quick else 256
-    out = {k: {m: [] for m in METHODS} for k in MODELS}
-    panels = {}
-    for idx, (name, img) in enumerate(ctx.images):
-        x = preprocess(img)
-        for model in MODELS:
-            rows = {m: [] for m in METHODS}
-            for draw in range(ctx.n_draws):
-                def compute(model=model, x=x, name=name, draw=draw):
-                    seed = ctx.draw_seed(NAME, model, image=name, draw=draw)
-                    net = (three_layer_cnn(n, kernel_size=7, input_shape=x.shape[1:], rng=seed) if model == "cnn"
-                           else fcn(n, input_shape=x.shape[1:], rng=seed))
-                    maps = visualize(net, x, target="max")
-                    return ({m: corr(maps[m], x) for m in METHODS},
-                            {m: maps[m][0] for m in METHODS} if idx == 0 and draw == 0 else {})
-                nums, arrays = ctx.cell(NAME, f"{model}-{name}-draw{draw}", compute)
-                for m in METHODS:
-                    rows[m].append(nums[m])
-                panels.update({f"{model}/{m}": a for m, a in arrays.items()})
-            for m in METHODS:
-                out[model][m].append(rows[m])
+    out, panels = {}, {}
+
+    def builders(model):
+        if model == "cnn":
+            return lambda seed, shape: three_layer_cnn(n, kernel_size=7, input_shape=shape, rng=seed)
+        return lambda seed, shape: fcn(n, input_shape=shape, rng=seed)
+
+    for model in MODELS:
+        out[model], first = maps_vs_input(ctx, NAME, model, builders(model))
+        panels.update({f"{model}/{m}": a for m, a in first.items()})
     return Result(n, [nm for nm, _ in ctx.images], out, panels, ctx.images[0][1])
 
 

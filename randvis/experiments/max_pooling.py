@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..images import preprocess
-from ..methods import METHODS, visualize
+from ..methods import METHODS
 from ..models import three_layer_cnn, vgg16
 from ..claims import Claim, above, inside, judge
-from ._base import corr, show
+from ._base import maps_vs_input, show
 
 NAME = "max_pooling"
 TITLE = "Max-pooling: DeconvNet becomes image-like"
@@ -45,6 +44,14 @@ def _label(cfg):
     return "CNN, no pool" if pool is None else f"CNN, {kind}-pool {pool}"
 
 
+def _builder(cfg, n):
+    model, pool, kind = cfg
+    if model == "vgg16":
+        return lambda seed, shape: vgg16(n_classes=1000, input_shape=shape, pool_type=kind, rng=seed)
+    return lambda seed, shape: three_layer_cnn(n, kernel_size=7, pool=pool, pool_type=kind, input_shape=shape,
+                                               rng=seed)
+
+
 def run(ctx):
     n = 64 if ctx.quick else 256
     configs = _configs(ctx.quick)
@@ -52,29 +59,8 @@ def run(ctx):
     for cfg in configs:
         label = _label(cfg)
         # a VGG-16 costs far more than a three-layer CNN: one draw per image
-        draws = 1 if cfg[0] == "vgg16" else ctx.n_draws
-        vals = {m: [] for m in METHODS}
-        for idx, (name, img) in enumerate(ctx.images):
-            x = preprocess(img)
-            rows = {m: [] for m in METHODS}
-            for draw in range(draws):
-                def compute(cfg=cfg, x=x, name=name, idx=idx, draw=draw):
-                    model, pool, kind = cfg
-                    seed = ctx.draw_seed(NAME, label, image=name, draw=draw)
-                    if model == "vgg16":
-                        net = vgg16(n_classes=1000, input_shape=x.shape[1:], pool_type=kind, rng=seed)
-                    else:
-                        net = three_layer_cnn(n, kernel_size=7, pool=pool, pool_type=kind,
-                                              input_shape=x.shape[1:], rng=seed)
-                    maps = visualize(net, x, target="max")
-                    return ({m: corr(maps[m], x) for m in METHODS},
-                            {m: maps[m][0] for m in METHODS} if idx == 0 and draw == 0 else {})
-                nums, arrays = ctx.cell(NAME, f"{label}-{name}-draw{draw}", compute)
-                for m in METHODS:
-                    rows[m].append(nums[m])
-                res.panels.update({f"{label}/{m}": a for m, a in arrays.items()})
-            for m in METHODS:
-                vals[m].append(rows[m])
+        vals, first = maps_vs_input(ctx, NAME, label, _builder(cfg, n), draws=1 if cfg[0] == "vgg16" else None)
+        res.panels.update({f"{label}/{m}": a for m, a in first.items()})
         res.values[label] = vals
         res.corr[label] = {m: float(np.mean(v)) for m, v in vals.items()}
     return res

@@ -16,8 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
 
-# Kernels compile once per process and are cached on disk; the gallery runs in
-# this process, after a warm-up by the first example that needs them.
+# The gallery runs in this process: figures are drawn off-screen.
 os.environ.setdefault("MPLBACKEND", "agg")
 
 import randvis  # noqa: E402
@@ -96,7 +95,7 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": [],
 }
-html_sidebars = {"index": [], "exercises": []}
+html_sidebars = {"index": []}
 html_static_path = []
 html_show_sourcelink = False
 html_copy_source = False

@@ -204,3 +204,13 @@ def test_the_solutions_on_the_exercises_page_pass_their_checkers():
 def test_an_unfinished_exercise_says_so():
     res = check_maxpool_backward(lambda g, x, size, stride: None)   # the page's "..." stub
     assert not res.passed and "returned None" in res.message and "return statement" in res.message
+
+
+def test_the_reply_quoted_on_the_exercises_page_is_the_checkers():
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "exercises" / "index.md").read_text()
+    quoted = re.search(r"`r \* \(y >= 0\)`, gets this reply:\n\n```text\n(.*?)```", page, re.S).group(1)
+    res = check_relu_rule(lambda r, y: r * (y >= 0), "saliency")
+    assert " ".join(quoted.split()) == " ".join(res.message.split())

@@ -13,7 +13,7 @@ Initialisations (``init``):
 ``"he"``
     N(0, 2 / fan_in) weights, zero biases.
 ``"paper"``
-    The paper's code: truncated normal (|z| <= 2 std) with std 0.1, conv biases
+    The paper's code: truncated normal (``|z| <= 2 std``) with std 0.1, conv biases
     0 and dense biases 1.0.
 
 Dense layers with more than ``STREAM_THRESHOLD`` weights become

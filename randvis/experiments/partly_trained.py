@@ -69,16 +69,17 @@ RULES = {"up to L": lambda L: (lambda g: g <= L), "all but L": lambda L: (lambda
 
 
 def _paper_copy(net, rng):
-    """The same architecture with the paper code's random initialisation: weights
-    from a normal of std 0.1 truncated at two standard deviations, convolution
-    biases 0, dense biases 1."""
-    from scipy.stats import truncnorm
+    """The same architecture with the paper code's random initialisation
+    (``init="paper"`` of :mod:`randvis.models`): weights from a normal of std
+    0.1 truncated at two standard deviations, convolution biases 0, dense
+    biases 1."""
+    from ..models import _draw, _std
 
     out = net.astype(net.dtype)
     dense = {layer.name for layer in net.layers if type(layer).__name__ == "Dense"}
     for k, v in out.parameters().items():
         if v.ndim > 1:
-            out[k] = truncnorm.rvs(-2.0, 2.0, scale=0.1, size=v.shape, random_state=rng)
+            out[k] = _draw(rng, v.shape, _std("paper", None, None), "paper")
         else:
             out[k] = np.full(v.shape, 1.0 if k.split(".")[0] in dense else 0.0)
     return out

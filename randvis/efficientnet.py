@@ -125,6 +125,7 @@ def pretrained_weights_path():
     Returns
     -------
     str
+        The ``.pth`` file inside the installed package's folder.
 
     Raises
     ------

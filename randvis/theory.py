@@ -402,6 +402,7 @@ def pixel_variance(spec, x, method="gbp"):
     spec : RandomNetSpec
     x : array_like, shape (c, h, w)
     method : {"gbp", "saliency", "deconvnet"}
+        The map whose pixels' variances are computed.
 
     Returns
     -------
@@ -532,6 +533,7 @@ def map_sum_variance(spec, x, method="gbp"):
     spec : RandomNetSpec
     x : array_like, shape (c, h, w)
     method : {"gbp", "saliency", "deconvnet"}
+        The map whose sum over all pixels is considered.
 
     Returns
     -------

@@ -70,6 +70,7 @@ def model_path():
     Returns
     -------
     str
+        The ``.onnx`` file inside the package's folder (``models/``).
 
     Raises
     ------

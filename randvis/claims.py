@@ -34,7 +34,7 @@ from . import _checks
 from .stats import ConfidenceInterval, bootstrap_ci
 
 __all__ = ["Criterion", "Verdict", "Claim", "above", "below", "inside", "judge", "nested_bootstrap_ci",
-           "LEVEL", "N_BOOT"]
+           "verdict_table", "ROW_COLUMNS", "LEVEL", "N_BOOT"]
 
 LEVEL = 0.95
 """Confidence level of every claim's interval."""
@@ -220,6 +220,15 @@ class Verdict:
         return (f"{self.what} = {self.estimate:{fmt}} [{self.ci.low:{fmt}}, {self.ci.high:{fmt}}] "
                 f"over {counts}; {self.criterion.describe(self.what)}")
 
+    def row(self):
+        """The verdict as one row of :data:`ROW_COLUMNS` (what ``randvis theory``
+        prints per check and ``randvis reproduce`` writes to ``verdicts.tsv``)."""
+        lo, hi = (float("nan"), float("nan")) if self.ci is None else (self.ci.low, self.ci.high)
+        verdict = "no interval" if self.ci is None else ("holds" if self.holds else "fails")
+        return {"check": self.what, "estimate": self.estimate, "ci_low": lo, "ci_high": hi,
+                "n_images": self.n_images, "n_draws": self.n_draws,
+                "criterion": self.criterion.describe("the mean"), "verdict": verdict}
+
     def as_dict(self):
         from ._io import jsonable
 
@@ -229,7 +238,8 @@ class Verdict:
                          "level": LEVEL, "n_images": self.n_images, "n_draws": self.n_draws,
                          "per_image": list(self.per_image),
                          "criterion": self.criterion.describe(self.what), "holds": self.holds,
-                         "margin": None if self.ci is None else self.criterion.margin(self.ci)})
+                         "margin": None if self.ci is None else self.criterion.margin(self.ci),
+                         "row": self.row()})
 
 
 def judge(what, values, criterion, rng=0, n_boot=N_BOOT, level=LEVEL):
@@ -273,6 +283,27 @@ def judge(what, values, criterion, rng=0, n_boot=N_BOOT, level=LEVEL):
     return Verdict(what=str(what), per_image=tuple(float(v) for v in per_image), n_images=a.shape[0],
                    n_draws=a.shape[1], estimate=float(a.mean()), ci=ci, ci_images=ci_images, ci_draws=ci_draws,
                    criterion=criterion, holds=ci is not None and criterion.holds(ci))
+
+
+ROW_COLUMNS = ("check", "estimate", "ci_low", "ci_high", "n_images", "n_draws", "criterion", "verdict")
+"""Columns of a verdict row (:meth:`Verdict.row`, :func:`verdict_table`)."""
+
+
+def verdict_table(rows, columns=ROW_COLUMNS):
+    """Tab-separated lines, a header then one line per row (a dict, e.g.
+    :meth:`Verdict.row`); numbers with 4 significant digits.
+
+    Examples
+    --------
+    >>> v = judge("slope", [-0.49, -0.51, -0.50, -0.48], inside(-0.6, -0.4))
+    >>> lines = verdict_table([v.row()]).splitlines()
+    >>> lines[0].split()[:4], lines[1].endswith("holds")
+    (['check', 'estimate', 'ci_low', 'ci_high'], True)
+    """
+    lines = ["\t".join(columns)]
+    for r in rows:
+        lines.append("\t".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in columns))
+    return "\n".join(lines)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import numpy as np
 from . import _checks
 from . import kernels as K
 from . import theory as T
-from .claims import above, below, inside, judge  # noqa: F401  (above: for callers' criteria)
+from .claims import above, below, inside, judge, verdict_table  # noqa: F401  (above: for callers' criteria)
 from ._io import CheckpointError, array_digest, code_version, load_checkpoint, save_checkpoint
 from .methods import visualize
 from .models import fcn, he_std, three_layer_cnn
@@ -239,13 +239,9 @@ class SweepResult:
         return "\n".join(lines)
 
     def checks_table(self):
-        """The checks, one tab-separated line each under a header line:
-        check, estimate, ci_low, ci_high, n_draws, criterion, verdict."""
-        cols = ("check", "estimate", "ci_low", "ci_high", "n_draws", "criterion", "verdict")
-        lines = ["\t".join(cols)]
-        for c in self.checks:
-            lines.append("\t".join(f"{c[k]:.4g}" if isinstance(c[k], float) else str(c[k]) for k in cols))
-        return "\n".join(lines)
+        """The checks, one tab-separated line each under a header line
+        (:func:`randvis.claims.verdict_table`)."""
+        return verdict_table(self.checks)
 
 
 def _sweep_key(config):
@@ -509,16 +505,11 @@ def _judge_checks(res):
 
 
 def _check(what, values, criterion):
-    """One row: the mean over draws, its bootstrap interval over draws and the verdict
-    (with a single draw there is no interval and no verdict)."""
-    row = {"check": what, "estimate": float(values.mean()), "ci_low": float("nan"), "ci_high": float("nan"),
-           "n_draws": int(values.size), "criterion": criterion.describe("the mean"),
-           "verdict": "no interval (one draw)"}
-    if values.size >= 2:
-        # one image: the draws are the rows of claims.judge's table, so its interval is over draws
-        v = judge(what, values, criterion)
-        row.update(ci_low=v.ci.low, ci_high=v.ci.high, verdict="holds" if v.holds else "fails")
-    return row
+    """One row of :data:`randvis.claims.ROW_COLUMNS`: the mean over draws, its
+    bootstrap interval over draws and the verdict (with a single draw there is no
+    interval and no verdict). One image: the draws are the rows of
+    :func:`randvis.claims.judge`'s table, so its interval is over draws."""
+    return judge(what, np.asarray(values, dtype=np.float64).reshape(1, -1), criterion).row()
 
 
 def plot_sweep(res, fig=None):

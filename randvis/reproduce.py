@@ -22,6 +22,7 @@ import numpy as np
 from . import limits
 from ._io import (atomic_write, atomic_write_text, check_outputs, jsonable, remove_stale_temporaries,
                   same_file)
+from .claims import ROW_COLUMNS, verdict_table
 from .experiments import EXPERIMENTS, Context
 from .kernels import one_blas_thread
 
@@ -150,7 +151,7 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
     if image_dir is not None and os.path.isdir(image_dir) and same_file(image_dir, out):
         raise ValueError(f"--out {out} is the --images folder; the figures would join the images")
     readme_path = _stamp_target(stamp, out, quick)
-    outputs = [os.path.join(out, f) for f in ("README.md", "results.json", "timings.json")]
+    outputs = [os.path.join(out, f) for f in ("README.md", "results.json", "timings.json", "verdicts.tsv")]
     outputs += [os.path.join(out, f"{n}.png") for n in names]
     check_outputs([("--out", p) for p in outputs], [("--vgg-weights", vgg_weights)])
     old = _own_outputs(out, names)
@@ -219,6 +220,7 @@ def reproduce(out="figures", only=None, quick=False, image_dir=None, vgg_weights
     timings = {k: v for k, v in timings.items() if k in results}
     atomic_write_text(timings_path, json.dumps(timings, indent=1, sort_keys=True) + "\n")
     atomic_write_text(os.path.join(out, "README.md"), _readme(results, timings, ctx))
+    atomic_write_text(os.path.join(out, "verdicts.tsv"), _verdicts_tsv(results) + "\n")
     if readme_path is not None:
         if timings:
             stamp_readme(readme_path, timings)
@@ -355,6 +357,15 @@ def _own_outputs(out, names):
 
     old = ours("results.json", lambda d: isinstance(d, dict) and isinstance(d.get("_meta"), dict))
     ours("timings.json", lambda d: isinstance(d, dict) and all(isinstance(v, (int, float)) for v in d.values()))
+    path = os.path.join(out, "verdicts.tsv")
+    if os.path.lexists(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                head = fh.readline().rstrip("\n")
+        except (OSError, ValueError):
+            head = ""
+        if head != _VERDICTS_HEADER:
+            foreign("verdicts.tsv", "is not a table written by randvis reproduce")
     path = os.path.join(out, "README.md")
     if os.path.lexists(path):
         try:
@@ -446,6 +457,20 @@ def _run_experiment(name, ctx):
 def _config(ctx):
     """What results.json's entries depend on (entries of another configuration are dropped)."""
     return ctx.fingerprint()
+
+
+#: the columns of verdicts.tsv: the experiment and claim, then randvis.claims.ROW_COLUMNS
+_VERDICT_COLUMNS = ("experiment", "claim") + ROW_COLUMNS
+_VERDICTS_HEADER = "\t".join(_VERDICT_COLUMNS)
+
+
+def _verdicts_tsv(results):
+    """Every comparison of every claim, one tab-separated row each (the columns
+    ``randvis theory`` prints, after the experiment and the claim)."""
+    rows = [{"experiment": name, "claim": c["claim"], **v["row"]}
+            for name, r in results.items() if not name.startswith("_")
+            for c in r["claims"] for v in c.get("verdicts") or []]
+    return verdict_table(rows, _VERDICT_COLUMNS)
 
 
 def _deciding(claim):

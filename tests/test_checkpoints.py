@@ -255,6 +255,7 @@ KW = dict(only=["local_connections"], quick=True, size=32, progress=False, log=l
     ("results.json", "my numbers, not JSON"),
     ("results.json", '{"mine": 1}'),
     ("timings.json", "[1, 2]"),
+    ("verdicts.tsv", "name\tvalue\nmine\t1\n"),
     ("local_connections.png", "not a figure of randvis"),
 ])
 def test_foreign_files_in_out_are_not_replaced(tmp_path, name, content):
@@ -264,6 +265,23 @@ def test_foreign_files_in_out_are_not_replaced(tmp_path, name, content):
         R.reproduce(out=str(tmp_path), **KW)
     assert (tmp_path / name).read_text() == content
     assert _files(tmp_path) == before  # nothing written at all
+
+
+def test_verdicts_table_lists_every_comparison(tmp_path):
+    """verdicts.tsv: one row per comparison of every claim in results.json, with
+    its numbers, counts and verdict, in the columns randvis theory prints."""
+    from randvis.claims import ROW_COLUMNS
+
+    res = R.reproduce(out=str(tmp_path), **KW)
+    lines = (tmp_path / "verdicts.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["experiment", "claim", *ROW_COLUMNS]
+    want = [(c["claim"], v) for c in res["local_connections"]["claims"] for v in c["verdicts"]]
+    assert len(lines) == 1 + len(want) == 1 + 5
+    for line, (claim, v) in zip(lines[1:], want):
+        cells = dict(zip(lines[0].split("\t"), line.split("\t")))
+        assert (cells["experiment"], cells["claim"], cells["check"]) == ("local_connections", claim, v["what"])
+        assert float(cells["ci_low"]) == pytest.approx(v["ci"][0], rel=1e-3)
+        assert int(cells["n_images"]) == v["n_images"] and cells["verdict"] == ("holds" if v["holds"] else "fails")
 
 
 def test_reproduce_reruns_over_its_own_outputs(tmp_path):

@@ -7,17 +7,17 @@ import pytest
 from randvis import montecarlo as M
 from randvis.cli import main
 
-COLUMNS = ["check", "estimate", "ci_low", "ci_high", "n_draws", "criterion", "verdict"]
+COLUMNS = ["check", "estimate", "ci_low", "ci_high", "n_images", "n_draws", "criterion", "verdict"]
 
 
 def _rows(text):
     lines = text.split("\n\n")[-1].strip().splitlines()
     i = lines.index("\t".join(COLUMNS))
-    rows = [dict(zip(COLUMNS, line.split("\t"))) for line in lines[i + 1:] if line.count("\t") == 6]
+    rows = [dict(zip(COLUMNS, line.split("\t"))) for line in lines[i + 1:] if line.count("\t") == 7]
     for r in rows:
         for k in ("estimate", "ci_low", "ci_high"):
             r[k] = float(r[k])
-        r["n_draws"] = int(r["n_draws"])
+        r["n_images"], r["n_draws"] = int(r["n_images"]), int(r["n_draws"])
     return rows
 
 
@@ -47,7 +47,7 @@ def test_rows_are_parseable_and_match_the_json(run):
             assert f"cnn N={n} {what}" in names
     assert "fcn N=256 (GBP error / predicted RMS)^2" in names and not any("N=4 " in n for n in names)
     for r, c in zip(rows, res["checks"]):
-        assert r["n_draws"] == 4 and r["verdict"] in ("holds", "fails")
+        assert (r["n_images"], r["n_draws"]) == (1, 4) and r["verdict"] in ("holds", "fails")
         assert r["estimate"] == pytest.approx(c["estimate"], rel=1e-3)
         assert r["ci_low"] <= r["ci_high"]
     assert prefix.with_suffix(".txt").read_text().strip().endswith(out.strip().splitlines()[-2])

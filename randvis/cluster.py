@@ -129,6 +129,37 @@ def _probe(address, timeout):
         return exc.strerror or str(exc)
 
 
+def _handshake(address, timeout):
+    """Open a Dask comm to ``address`` and read its handshake, within ``timeout``
+    seconds (distributed's own connect waits for the handshake without a limit,
+    so a peer that accepts and never speaks would hang it). Returns None when a
+    Dask peer answered, else the reason. Runs in its own thread and event loop."""
+    import asyncio
+    import threading
+
+    from distributed.comm import connect as comm_connect
+
+    outcome = []
+
+    async def attempt():
+        comm = await asyncio.wait_for(comm_connect(address, timeout=timeout), timeout)
+        await comm.close()
+
+    def run():
+        try:
+            asyncio.run(attempt())
+            outcome.append(None)
+        except (asyncio.TimeoutError, TimeoutError):
+            outcome.append(f"no Dask handshake within {timeout:g} s")
+        except Exception as exc:
+            outcome.append(f"{type(exc).__name__}: {str(exc)[:80]}")
+
+    thread = threading.Thread(target=run, daemon=True, name="randvis-scheduler-probe")
+    thread.start()
+    thread.join(timeout + 2)
+    return outcome[0] if outcome else f"no Dask handshake within {timeout:g} s"
+
+
 @contextlib.contextmanager
 def connect(scheduler, timeout=CONNECT_TIMEOUT, n_workers=None, label="--scheduler"):
     """A ``distributed.Client`` for ``scheduler``, closed on exit.
@@ -154,6 +185,8 @@ def connect(scheduler, timeout=CONNECT_TIMEOUT, n_workers=None, label="--schedul
     cluster = None
     if scheduler != "local":
         reason = _probe(scheduler, timeout)
+        if reason is None:
+            reason = _handshake(scheduler, timeout)
         if reason is not None:
             raise ClusterError(f"{label} {scheduler}: cannot reach a Dask scheduler there ({reason}; is "
                                "`dask scheduler` running, and the address right?)")

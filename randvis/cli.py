@@ -1,9 +1,12 @@
 """The ``randvis`` command line.
 
+::
+
     randvis visualize [IMAGE ...] [--model cnn3|fcn|vgg16|efficientnet-lite0] [--target T ... | --top-k K]
                       [--display rgb|heatmap|blend|mask] [--clip P] ... (--out maps.png | --out-dir DIR)
     randvis theory [IMAGE] [--size 64] [--cnn-ns ...] [--fcn-ns ...] [--seeds 10] [--seed 0] [--quick]
     randvis reproduce [--quick] [--out figures] [--stamp-readme [PATH]] ...
+    randvis corpus IMAGES... --model M [--out corpus] [--scheduler ADDRESS|local] | --summarize
     randvis convert SRC DST.npz
 
 Errors are reported as one line on stderr starting ``randvis: error:`` (exit
@@ -151,6 +154,7 @@ def _parser():
                    help="small sweep: N up to 256, 5 seeds, 32x32 (options given explicitly win)")
     t.add_argument("--out", default="theory_sweep",
                    help="output prefix: PREFIX.json/.txt/.png (and PREFIX.checkpoint.npz while it runs)")
+    t.add_argument("--scheduler", metavar="ADDRESS", default=None, help=_SCHEDULER_HELP)
     c = sub.add_parser("convert", parents=[_limit_options(memory_only=True)], help="convert VGG-16 weights to randvis's npz (no torch needed)",
                        description="Convert a PyTorch VGG-16 state_dict (.pth, legacy or zip), the "
                                    "paper's vgg16_weights.npz or Keras VGG-16 .h5 weights into randvis's "
@@ -174,10 +178,36 @@ def _parser():
     r.add_argument("--out", default="figures", help="output folder (default figures/)")
     r.add_argument("--seed", type=nonneg, default=0)
     r.add_argument("--jobs", type=positive, default=1, help="experiments run in J processes (default 1)")
+    r.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help=_SCHEDULER_HELP + "; one task per experiment, the workers write into --out")
     r.add_argument("--stamp-readme", nargs="?", const=True, default=None, metavar="PATH",
                    help="after a full run, write its run time between the run-time markers of PATH "
                         "(default: the README.md beside --out); not with --quick")
+    k = sub.add_parser("corpus", parents=[lim], help="per-image statistics of the maps over a folder of images",
+                       description="For every image: corr(map, x) and corr(map, patch-normalised x) per method, "
+                                   "normality of saliency and DeconvNet, L2/SSIM/Spearman between the maps of "
+                                   "two logits (top vs random, and a fixed pair), the top class. Rows go to "
+                                   "OUT/rows.csv as they finish (a rerun resumes); OUT/summary.json, .txt and "
+                                   ".png at the end. Random networks are drawn per image from its pixels.")
+    k.add_argument("images", nargs="*", metavar="IMAGES", help="image files, folders or glob patterns")
+    k.add_argument("--model", choices=("cnn3", "fcn", "vgg16", "efficientnet-lite0", "vgg16-trained"),
+                   default=None, help="random cnn3/fcn/vgg16 (drawn per image) or a trained network (required)")
+    k.add_argument("--out", default="corpus", help="output folder (default corpus/)")
+    k.add_argument("--size", type=positive, default=None, help="image side (default 224; 240 for vgg16-trained)")
+    k.add_argument("--seed", type=nonneg, default=0, help="seed of the random networks and random classes")
+    k.add_argument("--filters", type=positive, default=64, help="cnn3: filters (default 64)")
+    k.add_argument("--kernel-size", type=positive, default=7, help="cnn3: filter size (default 7)")
+    k.add_argument("--hidden", type=positive, default=1000, help="fcn: hidden units (default 1000)")
+    k.add_argument("--classes", type=positive, default=10, help="random models: logits (default 10)")
+    k.add_argument("--pair", default="0,1", metavar="A,B", help="the fixed pair of classes (default 0,1)")
+    k.add_argument("--jobs", type=positive, default=1, help="rows computed in J processes (default 1)")
+    k.add_argument("--scheduler", metavar="ADDRESS", default=None, help=_SCHEDULER_HELP)
+    k.add_argument("--summarize", action="store_true", help="only (re)write the summary of OUT's table")
     return p
+
+
+_SCHEDULER_HELP = ("run on a Dask cluster: tcp://HOST:PORT, or 'local' for a local cluster (default: "
+                   "$DASK_SCHEDULER_ADDRESS, else in this process); needs randvis[dask]")
 
 
 # ---------------------------------------------------------------------------
@@ -277,9 +307,10 @@ def cmd_reproduce(args):
     if args.images is not None and not os.path.isdir(args.images):
         raise CLIError(f"--images: no such folder: {args.images}")
     t = time.perf_counter()
-    reproduce(out=args.out, only=args.only, quick=args.quick, image_dir=args.images,
-              vgg_weights=args.vgg_weights, seed=args.seed, jobs=args.jobs, stamp=args.stamp_readme,
-              log=lambda msg: print(msg, file=sys.stderr))
+    with _cluster(args) as client:
+        reproduce(out=args.out, only=args.only, quick=args.quick, image_dir=args.images,
+                  vgg_weights=args.vgg_weights, seed=args.seed, jobs=args.jobs, stamp=args.stamp_readme,
+                  log=lambda msg: print(msg, file=sys.stderr), client=client)
     print(f"randvis: wrote {args.out}/README.md, results.json and figures in "
           f"{time.perf_counter() - t:.0f} s", file=sys.stderr)
     return 0
@@ -336,10 +367,11 @@ def cmd_theory(args):
     else:
         img, name = images.load_image(args.image, size=size), os.path.basename(args.image)
     x = images.preprocess(img)[0].astype(np.float64)
-    res = theory_sweep(x, cnn_ns, fcn_ns, seeds=seeds, kernel_size=args.kernel_size,
-                       fcn_sampler=args.fcn_sampler, checkpoint=outs[".checkpoint.npz"],
-                       image_name=f"{name} {size}x{size}", seed=args.seed,
-                       log=lambda msg: print(f"randvis: {msg}", file=sys.stderr))
+    with _cluster(args) as client:
+        res = theory_sweep(x, cnn_ns, fcn_ns, seeds=seeds, kernel_size=args.kernel_size,
+                           fcn_sampler=args.fcn_sampler, checkpoint=outs[".checkpoint.npz"],
+                           image_name=f"{name} {size}x{size}", seed=args.seed,
+                           log=lambda msg: print(f"randvis: {msg}", file=sys.stderr), client=client)
     atomic_write_text(outs[".json"], res.to_json())
     table = res.table() + "\n\n" + res.checks_table()
     atomic_write_text(outs[".txt"], table + "\n")
@@ -349,6 +381,53 @@ def cmd_theory(args):
         os.unlink(outs[".checkpoint.npz"])
     print(table)
     print(f"wrote {outs['.json']}, {outs['.txt']}, {outs['.png']}")
+    return 0
+
+
+def _cluster(args):
+    """A Dask client for ``--scheduler`` / $DASK_SCHEDULER_ADDRESS (see randvis.cluster), or a
+    context giving None: run here."""
+    import contextlib
+
+    from .cluster import connect, resolve_scheduler
+
+    given = getattr(args, "scheduler", None)
+    address = resolve_scheduler(given)
+    if address is None:
+        return contextlib.nullcontext()
+    print(f"randvis: running on the Dask cluster {address}", file=sys.stderr)
+    return connect(address, label="--scheduler" if given is not None else "$DASK_SCHEDULER_ADDRESS")
+
+
+def cmd_corpus(args):
+    from .corpus import CorpusSpec, find_images, run_corpus, summarize_table, summary_text
+
+    def log(msg):
+        print(f"randvis: {msg}", file=sys.stderr)
+
+    if args.summarize:
+        if args.images:
+            raise CLIError("--summarize reads the table in --out; give no IMAGES with it")
+        print(summary_text(summarize_table(args.out, log=log)))
+        return 0
+    if not args.images:
+        raise CLIError("corpus: give IMAGES (files, folders or glob patterns), or --summarize")
+    if args.model is None:
+        raise CLIError("corpus: --model is required (cnn3, fcn, vgg16, efficientnet-lite0 or vgg16-trained)")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"--out {args.out} is a file, not a folder")
+    pair = [int(v) for v in args.pair.split(",")] if all(v.strip().isdigit() for v in args.pair.split(",")) else []
+    if len(pair) != 2:
+        raise CLIError(f"--pair must be two different class indices A,B (e.g. 0,1), got {args.pair!r}")
+    spec = CorpusSpec(args.model, size=args.size, seed=args.seed, filters=args.filters,
+                      kernel_size=args.kernel_size, hidden=args.hidden, classes=args.classes, pair=tuple(pair))
+    _check_pixels(spec.size, f"--size {spec.size}")
+    spec.check_memory()
+    paths = find_images(args.images)
+    with _cluster(args) as client:
+        res = run_corpus(paths, spec, args.out, client=client, jobs=args.jobs, log=log)
+    print(summary_text(res))
+    print(f"wrote {os.path.join(args.out, 'rows.csv')} and summary.json, summary.txt, summary.png")
     return 0
 
 
@@ -404,7 +483,7 @@ def main(argv=None):
         for name, value in given.items():
             limits.set_limit(name, value)
         commands = {"visualize": cmd_visualize, "theory": cmd_theory, "reproduce": cmd_reproduce,
-                    "convert": cmd_convert}
+                    "convert": cmd_convert, "corpus": cmd_corpus}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("randvis: interrupted", file=sys.stderr)

@@ -251,7 +251,8 @@ def run_task(setup, fn, *args):
 
     Examples
     --------
-    >>> run_task(({"memory": 1 << 30}, None), max, 2, 3)
+    >>> from randvis import limits
+    >>> run_task(({"memory": limits.get_limit("memory")}, None), max, 2, 3)   # this process's limit
     3
     """
     from . import limits

@@ -188,6 +188,8 @@ def check_relu_rule(fn, rule="gbp", rng=0):
     Returns
     -------
     CheckResult
+        Passed when ``fn`` gives the rule's backward signal on every case;
+        otherwise the first element where it differs.
 
     Examples
     --------
@@ -272,6 +274,8 @@ def check_maxpool_backward(fn, rng=0):
     Returns
     -------
     CheckResult
+        Passed when every window's signal reaches its switch (ties and overlaps
+        included); otherwise the first input pixel where it differs.
 
     Examples
     --------

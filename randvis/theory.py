@@ -214,6 +214,7 @@ def patches(spec, x):
     Parameters
     ----------
     spec : RandomNetSpec
+        Its kernel size, stride and padding cut the patches.
     x : array_like, shape (c, h, w)
 
     Returns

@@ -133,20 +133,23 @@ def test_maxpool_mean_instead_of_max_fails_at_once():
 
 
 def gbp_mean(x, k, n, w_std, v_std, skip_zero=True, border="zero-pad"):
-    """N v_std w_std / (2 pi) sum_j place_j(x_j / |x_j|), by a loop over patches."""
+    """N v_std w_std / (2 pi) sum_j place_j(x_j / |x_j|): every patch cut at once
+    (numpy's sliding windows over the zero-padded image), then placed back."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
     c, h, w = x.shape
     r = k // 2
     xp = np.pad(x, ((0, 0), (r, r), (r, r)))
+    cut = sliding_window_view(xp, (k, k), axis=(1, 2)).transpose(1, 2, 0, 3, 4)   # (h, w, c, k, k)
+    size = np.sqrt((cut ** 2).sum(axis=(2, 3, 4)))[..., None, None, None]
+    unit = np.where(size > 0, cut / np.where(size > 0, size, 1.0), 0.0 if skip_zero else np.nan)
+    if border == "interior only":
+        centre = np.zeros((h, w), dtype=bool)
+        centre[r:h - r, r:w - r] = True
+        unit = unit * centre[..., None, None, None]
     out = np.zeros_like(xp)
-    for i in range(h):
-        for j in range(w):
-            if border == "interior only" and not (r <= i < h - r and r <= j < w - r):
-                continue
-            patch = xp[:, i:i + k, j:j + k]
-            nrm = np.sqrt((patch ** 2).sum())
-            if nrm == 0 and skip_zero:
-                continue
-            out[:, i:i + k, j:j + k] += patch / nrm
+    for (i, j), patch in zip(np.ndindex(h, w), unit.reshape(h * w, c, k, k)):
+        out[:, i:i + k, j:j + k] += patch
     return n * v_std * w_std / (2 * np.pi) * out[:, r:r + h, r:r + w]
 
 

@@ -136,19 +136,25 @@ def test_class_sensitivity_criteria(kwargs, want):
     assert _holds("class_sensitivity", _class_sensitivity(**kwargs)) == want
 
 
-def _adversarial(flips=N_IMG, sal=10.0):
+def _adversarial(flips=N_IMG, sal=1.2, sal_rank=0.1):
+    """Per image: unit-norm L2 before/after (saliency ``sal``, GBP 0.3, DeconvNet 0.2)
+    and Spearman (saliency ``sal_rank``, GBP 0.9, DeconvNet 0.95)."""
     mod = EXPERIMENTS["adversarial"]
     rng = np.random.default_rng(4)
-    per = {f"i{k}": {"eps_levels": 1.0, "flipped": k < flips, "before": "a", "after": "b" if k < flips else "a",
-                     "l2": {"saliency": sal + rng.normal(0, 0.5), "gbp": 2 + rng.normal(0, 0.1),
-                            "deconvnet": 1 + rng.normal(0, 0.1)},
-                     "ssim": {m: 0.9 for m in METHODS}} for k in range(N_IMG)}
-    return mod.Result("i0", 1.0, True, "a", "b", {}, {}, {}, None, per)
+    per = {}
+    for k in range(N_IMG):
+        unit = {"saliency": sal, "gbp": 0.3, "deconvnet": 0.2}
+        rank = {"saliency": sal_rank, "gbp": 0.9, "deconvnet": 0.95}
+        per[f"i{k}"] = {"eps_levels": 1.0, "flipped": k < flips, "before": "a", "after": "b" if k < flips else "a",
+                        **{m: {"l2_unit": unit[m] + rng.normal(0, 0.03), "l2": 1.0, "ssim": 0.9,
+                               "spearman": rank[m] + rng.normal(0, 0.03), "spearman_abs": 0.5} for m in METHODS}}
+    return mod.Result(["net"], {"net": per}, {"net": "i0"}, {})
 
 
 @pytest.mark.parametrize("kwargs, want", [({}, [True, True]), ({"flips": N_IMG - 1}, [False, True]),
-                                          ({"sal": 2.5}, [True, False])])
+                                          ({"sal": 0.4}, [True, False]), ({"sal_rank": 0.92}, [True, False])])
 def test_adversarial_criteria(kwargs, want):
+    # saliency's unit-norm L2 only 1.3x GBP's, or its rank correlation as high as GBP's: the claim fails
     assert _holds("adversarial", _adversarial(**kwargs)) == want
 
 

@@ -85,7 +85,7 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     timings = json.loads((tmp_path / "resumed" / "timings.json").read_text())
     assert stored > 0 and timings["local_connections"] >= stored
     readme = (tmp_path / "resumed" / "README.md").read_text()
-    assert "| claim | figure | measured | holds |" in readme
+    assert "| claim | figure | measured: mean [95% CI] | criterion | images x draws | holds |" in readme
 
 
 def test_project_readme_carries_the_run_time_markers():

@@ -172,7 +172,7 @@ def test_sigkill_and_rerun_give_the_same_table(tmp_path):
     _images(tmp_path / "imgs", 8)
     args = ["--model", "cnn3", "--size", "64", "--filters", "64", "--kernel-size", "7"]
     cmd = [sys.executable, "-m", "randvis", "corpus", str(tmp_path / "imgs"), *args, "--out", str(tmp_path / "out")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     table = tmp_path / "out" / "rows.csv"
     try:
         deadline = time.monotonic() + 120
